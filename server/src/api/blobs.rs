@@ -1,0 +1,66 @@
+//! `HEAD|POST /api/blobs/:digest`: the body streams into a temp file in `blobs/` while SHA-256
+//! runs over it; the file is fsynced and renamed into place only if the digest matches. A blob is
+//! never held in memory, and a mismatch, a client that disconnects or a full disk leave nothing.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use kiln_core::Digest;
+use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::http::error::ApiError;
+use crate::state::AppState;
+use crate::store::blobs::finish;
+
+/// `HEAD /api/blobs/:digest`: 200 if stored, else 404.
+///
+/// # Errors
+/// 400 for a malformed digest, 404 when absent.
+pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> Result<StatusCode, ApiError> {
+    let d = Digest::parse(&digest)?;
+    if state.store.has_blob(&d) {
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::not_found(format!("blob \"{d}\" not found")))
+    }
+}
+
+/// `POST /api/blobs/:digest`: 201 when stored, 200 when it already was (body not read).
+///
+/// # Errors
+/// 400 for a malformed or mismatching digest; 507/500 for storage failures.
+pub async fn upload(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+    body: Body,
+) -> Result<StatusCode, ApiError> {
+    let expected = Digest::parse(&digest)?;
+    let store = state.store.clone();
+    if store.has_blob(&expected) {
+        store.touch(&expected);
+        return Ok(StatusCode::OK);
+    }
+    let _pin = store.pin([expected.clone()]);
+    let tmp = store.blob_temp()?;
+    let mut file = tokio::fs::File::from_std(tmp.as_file().try_clone()?);
+    let mut hasher = Sha256::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+    }
+    file.flush().await?;
+    drop(file);
+    let got = finish(hasher);
+    if got != expected {
+        return Err(ApiError::bad_request(format!("digest mismatch, expected \"{digest}\", got \"{got}\"")));
+    }
+    let store2 = store.clone();
+    tokio::task::spawn_blocking(move || store2.publish_blob(tmp, &got))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(StatusCode::CREATED)
+}

@@ -1,0 +1,72 @@
+//! kiln-server: Ollama's create API and model store, with byte-exact quantizers.
+//!
+//! A `POST /api/create` flows: [`http`] (route, JSON extraction) → [`api::create`] →
+//! `kiln_core::validate` (→ `CreatePlan`) → [`create`] (resolve sources, quantize, layers,
+//! config, manifest) → [`store`] (blobs and manifests, atomic writes) — with progress events
+//! streamed back through [`http::ndjson`].
+
+pub mod api;
+pub mod config;
+pub mod create;
+pub mod gguf;
+pub mod http;
+pub mod state;
+pub mod store;
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+
+/// Runs the command line.
+#[must_use]
+pub fn run(cli: config::Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        config::Command::Serve(args) => serve(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("kiln: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let addr = config::parse_host(&args.host)?;
+        let store = store::Store::open(&args.models)?;
+        let state = state::AppState::new(store, &args);
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let local = listener.local_addr()?;
+        tracing::info!(address = %local, models = %args.models.display(), "kiln listening");
+        // Tests and scripts read this line to learn the port when they bind port 0.
+        println!("kiln listening on {local}");
+        let app = http::app(state);
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or(()),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,128 @@
+//! Content-addressed blobs: exists, open, publish. A blob is only ever renamed into place after
+//! its bytes were hashed and fsynced, so `blobs/sha256-<hex>` always holds exactly `<hex>`'s bytes.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use kiln_core::Digest;
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+use super::{Store, atomic};
+
+/// Whether publishing created the blob or found it already there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// The blob is new.
+    Created,
+    /// An identical blob was already stored.
+    Existing,
+}
+
+impl Published {
+    /// The status line Ollama sends for a layer.
+    #[must_use]
+    pub fn status(self, d: &Digest) -> String {
+        match self {
+            Self::Created => format!("creating new layer {d}"),
+            Self::Existing => format!("using existing layer {d}"),
+        }
+    }
+}
+
+/// SHA-256 of a byte slice as a digest.
+#[must_use]
+pub fn digest_of(bytes: &[u8]) -> Digest {
+    Digest::from_bytes(&Sha256::digest(bytes).into())
+}
+
+/// Finishes a running hash into a digest.
+#[must_use]
+pub fn finish(hasher: Sha256) -> Digest {
+    Digest::from_bytes(&hasher.finalize().into())
+}
+
+impl Store {
+    /// `blobs/sha256-<hex>`.
+    #[must_use]
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blobs_dir().join(d.file_name())
+    }
+
+    /// Whether the blob is stored.
+    #[must_use]
+    pub fn has_blob(&self, d: &Digest) -> bool {
+        self.blob_path(d).is_file()
+    }
+
+    /// Size of a stored blob.
+    ///
+    /// # Errors
+    /// When it is missing.
+    pub fn blob_size(&self, d: &Digest) -> std::io::Result<u64> {
+        Ok(std::fs::metadata(self.blob_path(d))?.len())
+    }
+
+    /// Sets a blob's mtime to now (Ollama does this on reuse; it protects against the GC grace window).
+    pub fn touch(&self, d: &Digest) {
+        if let Ok(f) = std::fs::File::options().append(true).open(self.blob_path(d)) {
+            let _ = f.set_modified(SystemTime::now());
+        }
+    }
+
+    /// A temp file in `blobs/` for a blob being written.
+    ///
+    /// # Errors
+    /// When it cannot be created.
+    pub fn blob_temp(&self) -> std::io::Result<NamedTempFile> {
+        atomic::temp_in(&self.blobs_dir())
+    }
+
+    /// Publishes a fully written temp file whose SHA-256 is `d`.
+    ///
+    /// # Errors
+    /// Any filesystem error; the temp file is then removed.
+    pub fn publish_blob(&self, tmp: NamedTempFile, d: &Digest) -> std::io::Result<Published> {
+        let dest = self.blob_path(d);
+        if dest.is_file() {
+            self.touch(d);
+            return Ok(Published::Existing);
+        }
+        // Concurrent uploads of one digest: both renames put identical bytes in place.
+        atomic::persist(tmp, &dest)?;
+        Ok(Published::Created)
+    }
+
+    /// Stores a small in-memory blob (template, params, config, …).
+    ///
+    /// # Errors
+    /// Any filesystem error.
+    pub fn write_blob(&self, bytes: &[u8]) -> std::io::Result<(Digest, Published)> {
+        let d = digest_of(bytes);
+        if self.has_blob(&d) {
+            self.touch(&d);
+            return Ok((d, Published::Existing));
+        }
+        let mut tmp = self.blob_temp()?;
+        tmp.write_all(bytes)?;
+        let p = self.publish_blob(tmp, &d)?;
+        Ok((d, p))
+    }
+
+    /// Reads a small blob whole, refusing anything larger than `max` bytes.
+    ///
+    /// # Errors
+    /// When missing or too large.
+    pub fn read_small_blob(&self, d: &Digest, max: u64) -> std::io::Result<Vec<u8>> {
+        let path = self.blob_path(d);
+        let len = std::fs::metadata(&path)?.len();
+        if len > max {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("blob {d} is {len} bytes, more than the {max} expected for this layer"),
+            ));
+        }
+        std::fs::read(path)
+    }
+}

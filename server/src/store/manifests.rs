@@ -1,0 +1,255 @@
+//! Manifests: read, write, list, copy, delete. `manifests/<host>/<namespace>/<model>/<tag>`,
+//! encoded byte-for-byte as Ollama writes them (§5.2); read leniently (any JSON layout), but a
+//! layer digest that is not `sha256:<64 hex>` makes the manifest corrupt — it is reported, never
+//! followed to a path.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use kiln_core::gojson::ObjectWriter;
+use kiln_core::{Digest, ModelName};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError, atomic};
+
+/// Media type of the manifest itself.
+pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Media type of the config blob.
+pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
+
+/// One layer (or the config) of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// `application/vnd.ollama.image.*`.
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    /// `sha256:<hex>`, checked on read.
+    pub digest: String,
+    /// Bytes.
+    pub size: u64,
+    /// The model this layer was inherited from, if any.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from: String,
+    /// File/tensor name in multi-blob models.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+impl Layer {
+    /// A layer for a stored blob.
+    #[must_use]
+    pub fn new(media_type: &str, digest: &Digest, size: u64) -> Self {
+        Self { media_type: media_type.into(), digest: digest.to_string(), size, from: String::new(), name: String::new() }
+    }
+
+    /// The parsed digest (validated when the manifest was read).
+    #[must_use]
+    pub fn digest(&self) -> Digest {
+        Digest::parse(&self.digest).unwrap_or_else(|_| Digest::from_bytes(&[0; 32]))
+    }
+
+    fn encode(&self, out: &mut String) {
+        let mut o = ObjectWriter::new(out);
+        o.str("mediaType", &self.media_type).str("digest", &self.digest).int("size", self.size as i64);
+        o.str_opt("from", Some(&self.from)).str_opt("name", Some(&self.name));
+        o.finish();
+    }
+}
+
+/// A model manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Always 2.
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    /// [`MANIFEST_MEDIA_TYPE`].
+    #[serde(rename = "mediaType", default)]
+    pub media_type: String,
+    /// The config blob.
+    pub config: Layer,
+    /// Layers in order.
+    #[serde(default)]
+    pub layers: Vec<Layer>,
+}
+
+impl Manifest {
+    /// A manifest for these layers.
+    #[must_use]
+    pub fn new(config: Layer, layers: Vec<Layer>) -> Self {
+        Self { schema_version: 2, media_type: MANIFEST_MEDIA_TYPE.into(), config, layers }
+    }
+
+    /// Ollama's bytes: compact, fields in declaration order, trailing newline.
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = String::new();
+        let mut o = ObjectWriter::new(&mut out);
+        o.int("schemaVersion", i64::from(self.schema_version)).str("mediaType", &self.media_type);
+        let mut cfg = String::new();
+        self.config.encode(&mut cfg);
+        o.raw("config", &cfg);
+        let mut layers = String::from("[");
+        for (i, l) in self.layers.iter().enumerate() {
+            if i > 0 {
+                layers.push(',');
+            }
+            l.encode(&mut layers);
+        }
+        layers.push(']');
+        o.raw("layers", &layers);
+        o.finish();
+        out.push('\n');
+        out.into_bytes()
+    }
+
+    /// Parses and checks every digest.
+    ///
+    /// # Errors
+    /// A reason string when it is not a usable manifest.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let m: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        for l in std::iter::once(&m.config).chain(&m.layers) {
+            Digest::parse(&l.digest).map_err(|_| format!("layer digest {:?} is malformed", l.digest))?;
+        }
+        Ok(m)
+    }
+
+    /// Sum of all layer sizes plus the config size.
+    #[must_use]
+    pub fn total_size(&self) -> u64 {
+        self.layers.iter().map(|l| l.size).sum::<u64>() + self.config.size
+    }
+
+    /// Every digest this manifest keeps alive, the config's included.
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        std::iter::once(&self.config).chain(&self.layers).map(Layer::digest)
+    }
+}
+
+/// A manifest as read from disk.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// The name it is stored under (stored spelling).
+    pub name: ModelName,
+    /// Parsed.
+    pub manifest: Manifest,
+    /// Raw bytes (its SHA-256 is the model digest).
+    pub bytes: Vec<u8>,
+    /// File mtime.
+    pub modified: SystemTime,
+}
+
+impl Store {
+    /// `manifests/<host>/<namespace>/<model>/<tag>`. Safe for any valid [`ModelName`]: no part
+    /// can hold a separator or start with a dot.
+    #[must_use]
+    pub fn manifest_path(&self, name: &ModelName) -> PathBuf {
+        let mut p = self.manifests_dir();
+        for part in name.parts() {
+            p.push(part);
+        }
+        p
+    }
+
+    /// Every valid name with a manifest file, exactly four levels below `manifests/`.
+    #[must_use]
+    pub fn list_names(&self) -> Vec<ModelName> {
+        fn dirs(p: &std::path::Path) -> Vec<(String, PathBuf)> {
+            let Ok(rd) = std::fs::read_dir(p) else { return Vec::new() };
+            rd.flatten().filter_map(|e| Some((e.file_name().into_string().ok()?, e.path()))).collect()
+        }
+        let mut out = Vec::new();
+        for (h, hp) in dirs(&self.manifests_dir()).into_iter().filter(|(_, p)| p.is_dir()) {
+            for (n, np) in dirs(&hp) {
+                for (m, mp) in dirs(&np) {
+                    for (t, tp) in dirs(&mp) {
+                        if tp.is_file() {
+                            if let Some(name) = ModelName::from_parts(&h, &n, &m, &t) {
+                                out.push(name);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The stored spelling of `name`, matched case-insensitively; `name` itself if none matches.
+    #[must_use]
+    pub fn resolve(&self, name: &ModelName) -> ModelName {
+        self.list_names().into_iter().find(|n| n.eq_ignore_case(name)).unwrap_or_else(|| name.clone())
+    }
+
+    /// Reads the manifest stored under exactly `name`.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found", and corrupt manifests.
+    pub fn read_manifest(&self, name: &ModelName) -> Result<Option<StoredManifest>, StoreError> {
+        let path = self.manifest_path(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let modified = std::fs::metadata(&path)?.modified()?;
+        let manifest = Manifest::decode(&bytes)
+            .map_err(|reason| StoreError::BadManifest { path: name.to_string(), reason })?;
+        Ok(Some(StoredManifest { name: name.clone(), manifest, bytes, modified }))
+    }
+
+    /// Every readable manifest; corrupt ones are logged and skipped.
+    #[must_use]
+    pub fn all_manifests(&self) -> Vec<StoredManifest> {
+        self.list_names()
+            .into_iter()
+            .filter_map(|n| match self.read_manifest(&n) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    None
+                }
+            })
+            .collect()
+    }
+
+    /// Writes `bytes` as the manifest of `name` (atomically), then collects the blobs of `old`
+    /// that nothing references any more.
+    ///
+    /// # Errors
+    /// Filesystem errors; the previous manifest is then unchanged.
+    pub fn write_manifest(&self, name: &ModelName, bytes: &[u8], old: Option<&Manifest>) -> Result<(), StoreError> {
+        let _guard = self.locked();
+        let path = self.manifest_path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        // The temp file sits at depth 1, where Ollama's 4-level glob never sees it.
+        atomic::write(&self.manifests_dir(), &path, bytes)?;
+        if let Some(old) = old {
+            self.collect_unreferenced(old.digests().collect());
+        }
+        Ok(())
+    }
+
+    /// Removes the manifest of `name`, prunes empty directories and collects its blobs.
+    ///
+    /// # Errors
+    /// Filesystem errors.
+    pub fn delete_manifest(&self, stored: &StoredManifest) -> Result<(), StoreError> {
+        let _guard = self.locked();
+        let path = self.manifest_path(&stored.name);
+        std::fs::remove_file(&path)?;
+        let top = self.manifests_dir();
+        let mut dir = path.parent().map(std::path::Path::to_path_buf);
+        while let Some(d) = dir {
+            if d == top || std::fs::remove_dir(&d).is_err() {
+                break;
+            }
+            dir = d.parent().map(std::path::Path::to_path_buf);
+        }
+        self.collect_unreferenced(stored.manifest.digests().collect());
+        Ok(())
+    }
+}
