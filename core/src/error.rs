@@ -40,7 +40,9 @@ pub enum Error {
     #[error("unknown type")]
     UnknownType,
     /// Safetensors import is out of kiln's scope.
-    #[error("safetensors import is not supported by kiln: convert the model to GGUF first (llama.cpp's convert_hf_to_gguf.py) and upload the .gguf file")]
+    #[error(
+        "safetensors import is not supported by kiln: convert the model to GGUF first (llama.cpp's convert_hf_to_gguf.py) and upload the .gguf file"
+    )]
     SafetensorsUnsupported,
     /// More than one adapter.
     #[error("only one adapter is currently supported")]
@@ -73,7 +75,9 @@ pub enum Error {
         got: String,
     },
     /// A message role outside system/user/assistant/tool.
-    #[error("invalid role '{role}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\"")]
+    #[error(
+        "invalid role '{role}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\""
+    )]
     MessageRole {
         /// The role as sent.
         role: String,
@@ -84,7 +88,9 @@ pub enum Error {
     #[error("template error: {0}")]
     Template(String),
     /// A `quantize` value outside the supported vocabulary.
-    #[error("unsupported quantization type {0} - supported types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K")]
+    #[error(
+        "unsupported quantization type {0} - supported types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K"
+    )]
     UnsupportedQuantization(String),
     /// A model that does not exist (show/`from`).
     #[error("model '{0}' not found")]

@@ -121,7 +121,7 @@ impl GgmlType {
     /// Bytes of `n` elements, `None` if `n` is not whole blocks or the size overflows.
     #[must_use]
     pub fn bytes_for(self, n: u64) -> Option<u64> {
-        if n % self.block_elems() != 0 {
+        if !n.is_multiple_of(self.block_elems()) {
             return None;
         }
         (n / self.block_elems()).checked_mul(self.block_bytes())

@@ -56,7 +56,7 @@ fn valid_part(s: &str, part: Part) -> bool {
 }
 
 /// Splits at the last `sep`; an empty side is the invalid "missing" part (Go's `cutPromised`).
-fn cut_last<'a>(s: &'a str, sep: char) -> Option<(&'a str, &'a str)> {
+fn cut_last(s: &str, sep: char) -> Option<(&str, &str)> {
     s.rfind(sep).map(|i| (&s[..i], &s[i + sep.len_utf8()..]))
 }
 
@@ -68,11 +68,11 @@ impl ModelName {
     pub fn parse(s: &str) -> Option<Self> {
         let mut rest = s;
         let mut tag = None;
-        if let Some(colon) = rest.rfind(':') {
-            if rest.rfind('/').is_none_or(|slash| colon > slash) {
-                tag = Some(&rest[colon + 1..]);
-                rest = &rest[..colon];
-            }
+        if let Some(colon) = rest.rfind(':')
+            && rest.rfind('/').is_none_or(|slash| colon > slash)
+        {
+            tag = Some(&rest[colon + 1..]);
+            rest = &rest[..colon];
         }
         let (model, namespace, host);
         match cut_last(rest, '/') {
@@ -117,7 +117,13 @@ impl ModelName {
         } else if default_host {
             alloc::format!("{}/{}:{}", self.namespace, self.model, self.tag)
         } else {
-            alloc::format!("{}/{}/{}:{}", self.host, self.namespace, self.model, self.tag)
+            alloc::format!(
+                "{}/{}/{}:{}",
+                self.host,
+                self.namespace,
+                self.model,
+                self.tag
+            )
         }
     }
 
@@ -155,7 +161,11 @@ impl ModelName {
 
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}/{}:{}", self.host, self.namespace, self.model, self.tag)
+        write!(
+            f,
+            "{}/{}/{}:{}",
+            self.host, self.namespace, self.model, self.tag
+        )
     }
 }
 
@@ -169,13 +179,28 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        assert_eq!(full("mario").as_deref(), Some("registry.ollama.ai/library/mario:latest"));
-        assert_eq!(full("ns/m").as_deref(), Some("registry.ollama.ai/ns/m:latest"));
+        assert_eq!(
+            full("mario").as_deref(),
+            Some("registry.ollama.ai/library/mario:latest")
+        );
+        assert_eq!(
+            full("ns/m").as_deref(),
+            Some("registry.ollama.ai/ns/m:latest")
+        );
         assert_eq!(full("h:1234/ns/m:t").as_deref(), Some("h:1234/ns/m:t"));
         assert_eq!(full("https://h/ns/m:t").as_deref(), Some("h/ns/m:t"));
-        assert_eq!(full("apple/OpenELM:latest").as_deref(), Some("registry.ollama.ai/apple/OpenELM:latest"));
-        assert_eq!(full("notus:7b-v1-IQ2_S").as_deref(), Some("registry.ollama.ai/library/notus:7b-v1-IQ2_S"));
-        assert_eq!(full("llama3.2:1b").as_deref(), Some("registry.ollama.ai/library/llama3.2:1b"));
+        assert_eq!(
+            full("apple/OpenELM:latest").as_deref(),
+            Some("registry.ollama.ai/apple/OpenELM:latest")
+        );
+        assert_eq!(
+            full("notus:7b-v1-IQ2_S").as_deref(),
+            Some("registry.ollama.ai/library/notus:7b-v1-IQ2_S")
+        );
+        assert_eq!(
+            full("llama3.2:1b").as_deref(),
+            Some("registry.ollama.ai/library/llama3.2:1b")
+        );
     }
 
     #[test]
@@ -184,9 +209,31 @@ mod tests {
         let long_tag = alloc::format!("m:{long}");
         let long_host = alloc::format!("{}/ns/m", "h".repeat(351));
         for bad in [
-            "", ".", "..", "../x", "x/..", "a/b/c/d", "m:", "/m", ":t", "ns/", "host:5000/model",
-            "m@sha256:00", "a b", "m\\x", "ns.dot/m", "-m", ".m", "m\0", "h/ns/m/", "é",
-            long.as_str(), long_tag.as_str(), long_host.as_str(), "..%2f..%2fetc/passwd", "/etc/passwd",
+            "",
+            ".",
+            "..",
+            "../x",
+            "x/..",
+            "a/b/c/d",
+            "m:",
+            "/m",
+            ":t",
+            "ns/",
+            "host:5000/model",
+            "m@sha256:00",
+            "a b",
+            "m\\x",
+            "ns.dot/m",
+            "-m",
+            ".m",
+            "m\0",
+            "h/ns/m/",
+            "é",
+            long.as_str(),
+            long_tag.as_str(),
+            long_host.as_str(),
+            "..%2f..%2fetc/passwd",
+            "/etc/passwd",
         ] {
             assert_eq!(full(bad), None, "{bad:?} should be invalid");
         }

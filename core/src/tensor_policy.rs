@@ -39,7 +39,11 @@ impl ModelFacts {
         n_head_kv: u64,
         names: impl Iterator<Item = &'a str> + Clone,
     ) -> Self {
-        let n_gqa = if n_head > 0 && n_head_kv > 0 { n_head / n_head_kv } else { 1 };
+        let n_gqa = if n_head > 0 && n_head_kv > 0 {
+            n_head / n_head_kv
+        } else {
+            1
+        };
         Self {
             arch: arch.into(),
             n_layer,
@@ -47,7 +51,11 @@ impl ModelFacts {
             n_gqa,
             has_output: names.clone().any(|n| n == "output.weight"),
             n_attention_wv: names
-                .filter(|n| n.contains("attn_v.weight") || n.contains("attn_qkv.weight") || n.contains("attn_kv_b.weight"))
+                .filter(|n| {
+                    n.contains("attn_v.weight")
+                        || n.contains("attn_qkv.weight")
+                        || n.contains("attn_kv_b.weight")
+                })
                 .count() as u64,
         }
     }
@@ -80,14 +88,40 @@ pub fn layer_of(name: &str) -> Option<u64> {
 #[must_use]
 pub fn is_quantizable(name: &str, n_dims: usize, arch: &str) -> bool {
     const NEVER: &[&str] = &[
-        "_norm.weight", "ffn_gate_inp.weight", "ffn_gate_tid2eid.weight", "altup", "laurel",
-        "per_layer_model_proj", "ssm_conv1d", "shortconv.conv.weight", "indexer.k_proj.weight",
-        "indexer.q_proj.weight", "time_mix_first.weight", "time_mix_w0.weight", "time_mix_w1.weight",
-        "time_mix_w2.weight", "time_mix_v0.weight", "time_mix_v1.weight", "time_mix_v2.weight",
-        "time_mix_a0.weight", "time_mix_a1.weight", "time_mix_a2.weight", "time_mix_g1.weight",
-        "time_mix_g2.weight", "time_mix_decay_w1.weight", "time_mix_decay_w2.weight",
-        "time_mix_lerp_fused.weight", "attn_rel_b.weight", ".position_embd", "sam.pos_embd",
-        "sam.neck.", "sam.net_", ".rel_pos", ".patch_embd", ".patch_merger", "a.rvq.codebook",
+        "_norm.weight",
+        "ffn_gate_inp.weight",
+        "ffn_gate_tid2eid.weight",
+        "altup",
+        "laurel",
+        "per_layer_model_proj",
+        "ssm_conv1d",
+        "shortconv.conv.weight",
+        "indexer.k_proj.weight",
+        "indexer.q_proj.weight",
+        "time_mix_first.weight",
+        "time_mix_w0.weight",
+        "time_mix_w1.weight",
+        "time_mix_w2.weight",
+        "time_mix_v0.weight",
+        "time_mix_v1.weight",
+        "time_mix_v2.weight",
+        "time_mix_a0.weight",
+        "time_mix_a1.weight",
+        "time_mix_a2.weight",
+        "time_mix_g1.weight",
+        "time_mix_g2.weight",
+        "time_mix_decay_w1.weight",
+        "time_mix_decay_w2.weight",
+        "time_mix_lerp_fused.weight",
+        "attn_rel_b.weight",
+        ".position_embd",
+        "sam.pos_embd",
+        "sam.neck.",
+        "sam.net_",
+        ".rel_pos",
+        ".patch_embd",
+        ".patch_merger",
+        "a.rvq.codebook",
         "mm.a.code_embd",
     ];
     let _ = arch;
@@ -105,17 +139,23 @@ fn use_more_bits(i: u64, n: u64) -> bool {
 /// The shape fallback of §4.4 when `row_len` is not a multiple of `t`'s block size.
 #[must_use]
 pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
-    if row_len % t.block_elems() == 0 {
+    if row_len.is_multiple_of(t.block_elems()) {
         return t;
     }
     let f = match t {
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::Q2_0 => GgmlType::Q4_0,
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::Q2_0 => {
+            GgmlType::Q4_0
+        }
         GgmlType::Q4_K => GgmlType::Q5_0,
         GgmlType::Q5_K => GgmlType::Q5_1,
         GgmlType::Q6_K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    if row_len % f.block_elems() == 0 { f } else { GgmlType::F16 }
+    if row_len.is_multiple_of(f.block_elems()) {
+        f
+    } else {
+        GgmlType::F16
+    }
 }
 
 /// The running state of one quantization pass.
@@ -131,7 +171,12 @@ impl Policy {
     /// A fresh pass.
     #[must_use]
     pub fn new(ftype: FileType, facts: ModelFacts) -> Self {
-        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0 }
+        Self {
+            ftype,
+            facts,
+            i_attention_wv: 0,
+            i_ffn_down: 0,
+        }
     }
 
     /// The type for the next tensor in visit order ([`sort_key`]), or `None` if it keeps its
@@ -158,7 +203,7 @@ impl Policy {
         let f = &self.facts;
         let tied = !f.has_output;
         if name == "output.weight" || (tied && name == "token_embd.weight") {
-            if f.is_falcon() || row_len % base.block_elems() != 0 {
+            if f.is_falcon() || !row_len.is_multiple_of(base.block_elems()) {
                 return G::Q8_0;
             }
             return if base == G::Q8_0 { base } else { G::Q6_K };
@@ -166,12 +211,26 @@ impl Policy {
         if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
             return base;
         }
-        let is_v = name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight") || name.contains("attn_v.weight");
+        let is_v = name.contains("attn_qkv.weight")
+            || name.contains("attn_kv_b.weight")
+            || name.contains("attn_v.weight");
         if is_v {
             let (i, n) = (self.i_attention_wv, f.n_attention_wv);
             let mut t = match ft {
-                F::Q2_K => if f.n_gqa >= 4 { G::Q4_K } else { G::Q3_K },
-                F::Q3_K_M => if i < 2 { G::Q5_K } else { G::Q4_K },
+                F::Q2_K => {
+                    if f.n_gqa >= 4 {
+                        G::Q4_K
+                    } else {
+                        G::Q3_K
+                    }
+                }
+                F::Q3_K_M => {
+                    if i < 2 {
+                        G::Q5_K
+                    } else {
+                        G::Q4_K
+                    }
+                }
                 F::Q3_K_L => G::Q5_K,
                 F::Q4_K_M | F::Q5_K_M if use_more_bits(i, n) => G::Q6_K,
                 F::Q4_K_S if i < 4 => G::Q5_K,
@@ -190,17 +249,39 @@ impl Policy {
             return if f.n_expert == 8 { G::Q8_0 } else { base };
         }
         if name.contains("ffn_down") {
-            let i = if f.n_expert > 1 { layer_of(name).unwrap_or(self.i_ffn_down) } else { self.i_ffn_down };
+            let i = if f.n_expert > 1 {
+                layer_of(name).unwrap_or(self.i_ffn_down)
+            } else {
+                self.i_ffn_down
+            };
             let n = f.n_layer;
             let falcon = f.is_falcon();
             let t = match ft {
                 F::Q2_K => G::Q3_K,
                 F::Q3_K_M if i < n / 16 => G::Q5_K,
-                F::Q3_K_M if falcon => if use_more_bits(i, n) { G::Q4_K } else { G::Q3_K },
+                F::Q3_K_M if falcon => {
+                    if use_more_bits(i, n) {
+                        G::Q4_K
+                    } else {
+                        G::Q3_K
+                    }
+                }
                 F::Q3_K_M => G::Q4_K,
-                F::Q3_K_L => if falcon { G::Q4_K } else { G::Q5_K },
+                F::Q3_K_L => {
+                    if falcon {
+                        G::Q4_K
+                    } else {
+                        G::Q5_K
+                    }
+                }
                 F::Q4_K_M if falcon => {
-                    if i < n / 16 { G::Q6_K } else if use_more_bits(i, n) { G::Q5_K } else { G::Q4_K }
+                    if i < n / 16 {
+                        G::Q6_K
+                    } else if use_more_bits(i, n) {
+                        G::Q5_K
+                    } else {
+                        G::Q4_K
+                    }
                 }
                 F::Q4_K_M | F::Q5_K_M if use_more_bits(i, n) => G::Q6_K,
                 F::Q4_K_S if !falcon && i < n / 8 => G::Q5_K,
@@ -214,7 +295,11 @@ impl Policy {
                 return if ft == F::Q3_K_L { G::Q4_K } else { base };
             }
             if f.n_expert == 8 {
-                return if matches!(ft, F::Q2_K | F::Q3_K_S | F::Q3_K_M | F::Q4_K_S | F::Q4_K_M) { G::Q5_K } else { base };
+                return if matches!(ft, F::Q2_K | F::Q3_K_S | F::Q3_K_M | F::Q4_K_S | F::Q4_K_M) {
+                    G::Q5_K
+                } else {
+                    base
+                };
             }
             return match ft {
                 F::Q2_K => G::Q3_K,
@@ -229,11 +314,18 @@ impl Policy {
 
 /// Convenience: the type of every tensor of a model, in visit order.
 #[must_use]
-pub fn plan_types(ftype: FileType, facts: &ModelFacts, tensors: &[(String, Vec<u64>, GgmlType)]) -> Vec<(String, GgmlType)> {
+pub fn plan_types(
+    ftype: FileType,
+    facts: &ModelFacts,
+    tensors: &[(String, Vec<u64>, GgmlType)],
+) -> Vec<(String, GgmlType)> {
     let mut order: Vec<&(String, Vec<u64>, GgmlType)> = tensors.iter().collect();
     order.sort_by(|a, b| sort_key(&a.0).cmp(&sort_key(&b.0)));
     let mut p = Policy::new(ftype, facts.clone());
-    order.into_iter().map(|(n, d, s)| (n.clone(), p.next(n, d, *s).unwrap_or(*s))).collect()
+    order
+        .into_iter()
+        .map(|(n, d, s)| (n.clone(), p.next(n, d, *s).unwrap_or(*s)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -243,17 +335,38 @@ mod tests {
     #[test]
     fn more_bits_tables() {
         let pick = |n: u64| (0..n).filter(|&i| use_more_bits(i, n)).collect::<Vec<_>>();
-        assert_eq!(pick(32), [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
+        assert_eq!(
+            pick(32),
+            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
+        );
         assert_eq!(pick(24), [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
-        assert_eq!(pick(28), [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]);
+        assert_eq!(
+            pick(28),
+            [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]
+        );
         assert_eq!(pick(8), [0, 3, 6, 7]);
     }
 
     #[test]
     fn order_puts_non_layer_first() {
-        let mut v = ["blk.10.a", "blk.9.b", "token_embd.weight", "output.weight", "blk.0.z"];
+        let mut v = [
+            "blk.10.a",
+            "blk.9.b",
+            "token_embd.weight",
+            "output.weight",
+            "blk.0.z",
+        ];
         v.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-        assert_eq!(v, ["output.weight", "token_embd.weight", "blk.0.z", "blk.9.b", "blk.10.a"]);
+        assert_eq!(
+            v,
+            [
+                "output.weight",
+                "token_embd.weight",
+                "blk.0.z",
+                "blk.9.b",
+                "blk.10.a"
+            ]
+        );
     }
 
     #[test]

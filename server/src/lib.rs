@@ -21,7 +21,9 @@ use tracing_subscriber::EnvFilter;
 #[must_use]
 pub fn run(cli: config::Cli) -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
@@ -38,7 +40,9 @@ pub fn run(cli: config::Cli) -> ExitCode {
 }
 
 fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
         let store = store::Store::open(&args.models)?;
@@ -49,7 +53,9 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         // Tests and scripts read this line to learn the port when they bind port 0.
         println!("kiln listening on {local}");
         let app = http::app(state);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         Ok(())
     })
 }
@@ -58,9 +64,10 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or(()),
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return ctrl_c.await.unwrap_or(());
         };
         tokio::select! {
             _ = ctrl_c => {}

@@ -18,7 +18,12 @@ impl AppState {
     /// Builds the state for `kiln serve`.
     #[must_use]
     pub fn new(store: Store, args: &ServeArgs) -> Self {
-        let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        Self { store: Arc::new(store), threads }
+        let threads = args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        Self {
+            store: Arc::new(store),
+            threads,
+        }
     }
 }

@@ -1,1 +1,11 @@
-fn main(){}
+#![allow(unreachable_pub, clippy::unwrap_used)]
+//! End-to-end tests: the real `kiln` binary on a loopback port with a temporary store, driven
+//! over HTTP. One binary, one module per area.
+
+mod util; // TestServer: spawn, HTTP helpers, NDJSON reader, store inspection
+
+mod bad_input; // every bad request: status, message, store unchanged
+mod blobs; // upload, dedup, HEAD, digest mismatch
+mod create; // create from files and from models: event order, layers, config
+mod models; // tags, show, copy, delete and blob collection
+mod store; // golden bytes: Ollama's digests for blobs, config and manifest

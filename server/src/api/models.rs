@@ -8,23 +8,29 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kiln_core::gguf::{Array, Header, Value as GValue};
-use kiln_core::request::{CopyRequest, DeleteRequest, ListModel, ListResponse, Message, ModelDetails, ShowRequest};
+use kiln_core::request::{
+    CopyRequest, DeleteRequest, ListModel, ListResponse, Message, ModelDetails, ShowRequest,
+};
 use kiln_core::{Error, ModelName};
 use serde_json::{Map, Value, json};
 
 use super::format_time;
+use crate::create::MAX_TEXT_LAYER;
 use crate::create::config::ConfigFile;
 use crate::create::layers::media;
-use crate::create::MAX_TEXT_LAYER;
 use crate::gguf::read;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::state::AppState;
-use crate::store::manifests::StoredManifest;
 use crate::store::Store;
+use crate::store::manifests::StoredManifest;
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn details(store: &Store, m: &StoredManifest) -> ModelDetails {
@@ -33,7 +39,12 @@ fn details(store: &Store, m: &StoredManifest) -> ModelDetails {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let parent = m.manifest.layers.iter().find(|l| l.media_type == media::MODEL).map(|l| l.from.clone());
+    let parent = m
+        .manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == media::MODEL)
+        .map(|l| l.from.clone());
     ModelDetails {
         parent_model: parent.unwrap_or_default(),
         format: cfg.model_format,
@@ -54,7 +65,13 @@ pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, A
     let store = state.store.clone();
     let models = blocking(move || {
         let mut all = store.all_manifests();
-        all.sort_by_key(|m| std::cmp::Reverse(m.modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())));
+        all.sort_by_key(|m| {
+            std::cmp::Reverse(
+                m.modified
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            )
+        });
         all.iter()
             .map(|m| ListModel {
                 name: m.name.short(),
@@ -71,14 +88,20 @@ pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, A
 }
 
 fn parse_name(raw: Option<&str>) -> Result<ModelName, ApiError> {
-    let raw = raw.filter(|s| !s.trim().is_empty()).ok_or(Error::ModelRequired)?;
+    let raw = raw
+        .filter(|s| !s.trim().is_empty())
+        .ok_or(Error::ModelRequired)?;
     ModelName::parse(raw).ok_or_else(|| Error::InvalidModelName.into())
 }
 
 fn gguf_to_json(v: &GValue, verbose: bool) -> Value {
     fn f32_json(f: f32) -> Value {
         // Go encodes float32 with float32's shortest digits.
-        f.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
+        f.to_string()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or(Value::Null, Value::Number)
     }
     fn text(b: &[u8]) -> Value {
         Value::String(String::from_utf8_lossy(b).into_owned())
@@ -141,7 +164,11 @@ fn go_value(v: &Value) -> String {
 /// Ollama's Modelfile quoting.
 fn quote(s: &str) -> String {
     if s.contains('\n') || s.starts_with(' ') || s.ends_with(' ') {
-        if s.contains('"') { format!("\"\"\"{s}\"\"\"") } else { format!("\"{s}\"") }
+        if s.contains('"') {
+            format!("\"\"\"{s}\"\"\"")
+        } else {
+            format!("\"{s}\"")
+        }
     } else {
         s.to_string()
     }
@@ -154,7 +181,12 @@ fn quote(s: &str) -> String {
 #[allow(clippy::too_many_lines)]
 pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: ShowRequest = extract::json(&body)?;
-    let name = parse_name(req.model.as_deref().filter(|m| !m.is_empty()).or(req.name.as_deref()))?;
+    let name = parse_name(
+        req.model
+            .as_deref()
+            .filter(|m| !m.is_empty())
+            .or(req.name.as_deref()),
+    )?;
     let verbose = req.verbose.unwrap_or(false);
     let store = state.store.clone();
     blocking(move || {
@@ -275,13 +307,17 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
 /// 400 for bad names, 404 for an unknown source.
 pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
     let req: CopyRequest = extract::json(&body)?;
-    let src = ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
-    let dst = ModelName::parse(&req.destination).ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
+    let src =
+        ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
+    let dst = ModelName::parse(&req.destination)
+        .ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
     let store = state.store.clone();
     blocking(move || {
         let src = store.resolve(&src);
         let dst = store.resolve(&dst);
-        let m = store.read_manifest(&src)?.ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", req.source)))?;
+        let m = store
+            .read_manifest(&src)?
+            .ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", req.source)))?;
         if src != dst {
             let old = store.read_manifest(&dst).ok().flatten().map(|o| o.manifest);
             store.write_manifest(&dst, &m.bytes, old.as_ref())?;
@@ -297,7 +333,11 @@ pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCo
 /// 400 for a bad name, 404 for an unknown model.
 pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
     let req: DeleteRequest = extract::json(&body)?;
-    let raw = req.model.filter(|m| !m.trim().is_empty()).or(req.name).unwrap_or_default();
+    let raw = req
+        .model
+        .filter(|m| !m.trim().is_empty())
+        .or(req.name)
+        .unwrap_or_default();
     if raw.trim().is_empty() {
         return Err(Error::ModelRequired.into());
     }
@@ -305,7 +345,9 @@ pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<Status
     let store = state.store.clone();
     blocking(move || {
         let name = store.resolve(&name);
-        let m = store.read_manifest(&name)?.ok_or_else(|| ApiError::not_found(format!("model '{raw}' not found")))?;
+        let m = store
+            .read_manifest(&name)?
+            .ok_or_else(|| ApiError::not_found(format!("model '{raw}' not found")))?;
         store.delete_manifest(&m)?;
         Ok(StatusCode::OK)
     })

@@ -53,7 +53,9 @@ impl<E: Into<ApiError>> From<E> for Fail {
 
 /// Runs blocking filesystem work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Fail> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Fail::Api(ApiError::internal(e.to_string())))
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Fail::Api(ApiError::internal(e.to_string())))
 }
 
 /// A layer of the new manifest and the status line it reports.
@@ -75,7 +77,9 @@ pub async fn run(state: AppState, plan: CreatePlan, events: Events) {
 async fn parse_header(store: &Arc<Store>, d: &Digest) -> Result<Arc<Header>, Fail> {
     let path = store.blob_path(d);
     let header = blocking(move || read::read_header(&path)).await?;
-    header.map(Arc::new).map_err(|e| Fail::Api(ApiError::bad_request(e.to_string())))
+    header
+        .map(Arc::new)
+        .map_err(|e| Fail::Api(ApiError::bad_request(e.to_string())))
 }
 
 /// Checks an uploaded blob is a GGUF file and reads its header.
@@ -85,14 +89,14 @@ async fn import_gguf(store: &Arc<Store>, key: &str, d: &Digest) -> Result<Arc<He
     }
     let path = store.blob_path(d);
     if !blocking(move || read::is_gguf(&path)).await?? {
-        return Err(ApiError::bad_request(format!("supplied file was not in GGUF format: {key}")).into());
+        return Err(
+            ApiError::bad_request(format!("supplied file was not in GGUF format: {key}")).into(),
+        );
     }
-    parse_header(store, d)
-        .await
-        .map_err(|e| match e {
-            Fail::Api(e) => Fail::Api(ApiError::bad_request(format!("{key}: {}", e.message))),
-            g @ Fail::Gone => g,
-        })
+    parse_header(store, d).await.map_err(|e| match e {
+        Fail::Api(e) => Fail::Api(ApiError::bad_request(format!("{key}: {}", e.message))),
+        g @ Fail::Gone => g,
+    })
 }
 
 /// Ollama's classification of a GGUF in `files` (§5.3).
@@ -117,14 +121,20 @@ async fn write_layer(store: &Arc<Store>, media_type: &str, bytes: Vec<u8>) -> Re
     let s = store.clone();
     let size = bytes.len() as u64;
     let (d, published) = blocking(move || s.write_blob(&bytes)).await??;
-    Ok(Staged { layer: Layer::new(media_type, &d, size), status: published.status(&d) })
+    Ok(Staged {
+        layer: Layer::new(media_type, &d, size),
+        status: published.status(&d),
+    })
 }
 
 #[allow(clippy::too_many_lines)]
 async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Result<(), Fail> {
     let store = state.store.clone();
     let name = store.resolve(&plan.name);
-    let old = store.read_manifest(&name).map_err(Into::<ApiError>::into)?.map(|m| m.manifest);
+    let old = store
+        .read_manifest(&name)
+        .map_err(Into::<ApiError>::into)?
+        .map(|m| m.manifest);
     let mut pin = store.pin([]);
     let mut staged: Vec<Staged> = Vec::new();
     let mut headers: HashMap<Digest, Arc<Header>> = HashMap::new();
@@ -142,14 +152,21 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
             for d in stored.manifest.digests() {
                 pin.add(d.clone());
                 if !store.has_blob(&d) {
-                    return Err(ApiError::internal(format!("blob {d} of model '{}' is missing from the store", src.short())).into());
+                    return Err(ApiError::internal(format!(
+                        "blob {d} of model '{}' is missing from the store",
+                        src.short()
+                    ))
+                    .into());
                 }
                 store.touch(&d);
             }
             for l in &stored.manifest.layers {
                 let mut layer = l.clone();
                 layer.from = src.short();
-                staged.push(Staged { status: format!("using existing layer {}", layer.digest), layer });
+                staged.push(Staged {
+                    status: format!("using existing layer {}", layer.digest),
+                    layer,
+                });
             }
             base = read_json(&store, &stored.manifest.config.digest());
         }
@@ -158,7 +175,10 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
                 let header = import_gguf(&store, key, d).await?;
                 pin.add(d.clone());
                 let size = store.blob_size(d)?;
-                staged.push(Staged { layer: Layer::new(classify(&header), d, size), status: format!("using existing layer {d}") });
+                staged.push(Staged {
+                    layer: Layer::new(classify(&header), d, size),
+                    status: format!("using existing layer {d}"),
+                });
                 headers.insert(d.clone(), header);
                 parsed_files += 1;
             }
@@ -168,14 +188,17 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
         let header = import_gguf(&store, key, d).await?;
         pin.add(d.clone());
         let size = store.blob_size(d)?;
-        staged.push(Staged { layer: Layer::new(media::ADAPTER, d, size), status: format!("using existing layer {d}") });
+        staged.push(Staged {
+            layer: Layer::new(media::ADAPTER, d, size),
+            status: format!("using existing layer {d}"),
+        });
         headers.insert(d.clone(), header);
     }
     for s in staged.iter().filter(|s| s.layer.media_type == media::MODEL) {
         let d = s.layer.digest();
-        if !headers.contains_key(&d) {
-            let h = parse_header(&store, &d).await?;
-            headers.insert(d, h);
+        if let std::collections::hash_map::Entry::Vacant(e) = headers.entry(d) {
+            let h = parse_header(&store, e.key()).await?;
+            e.insert(h);
         }
     }
 
@@ -190,7 +213,9 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     // 3. Text and JSON layers: template, system (replace), licenses (append), params (merge),
     //    messages (replace).
     if let Some(t) = &plan.template {
-        staged.retain(|s| s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT);
+        staged.retain(|s| {
+            s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT
+        });
         staged.push(write_layer(&store, media::TEMPLATE, t.clone().into_bytes()).await?);
     }
     if let Some(sys) = &plan.system {
@@ -206,11 +231,25 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
             .find(|s| s.layer.media_type == media::PARAMS)
             .map(|s| read_json(&store, &s.layer.digest()));
         staged.retain(|s| s.layer.media_type != media::PARAMS);
-        staged.push(write_layer(&store, media::PARAMS, layers::merge_params(inherited, params)).await?);
+        staged.push(
+            write_layer(
+                &store,
+                media::PARAMS,
+                layers::merge_params(inherited, params),
+            )
+            .await?,
+        );
     }
     if !plan.messages.is_empty() {
         staged.retain(|s| s.layer.media_type != media::MESSAGES);
-        staged.push(write_layer(&store, media::MESSAGES, layers::encode_messages(&plan.messages)).await?);
+        staged.push(
+            write_layer(
+                &store,
+                media::MESSAGES,
+                layers::encode_messages(&plan.messages),
+            )
+            .await?,
+        );
     }
     for s in &staged {
         pin.add(s.layer.digest());
@@ -225,9 +264,14 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     let family = |h: &Header| h.architecture().unwrap_or("unknown").to_string();
     let first = model_headers.first();
     let config = ConfigFile {
-        model_format: if base.model_format.is_empty() { "gguf".into() } else { base.model_format.clone() },
+        model_format: if base.model_format.is_empty() {
+            "gguf".into()
+        } else {
+            base.model_format.clone()
+        },
         model_family: first.map_or_else(|| "unknown".into(), |h| family(h)),
-        model_families: (!model_headers.is_empty()).then(|| model_headers.iter().map(|h| family(h)).collect()),
+        model_families: (!model_headers.is_empty())
+            .then(|| model_headers.iter().map(|h| family(h)).collect()),
         model_type: human_number(first.map_or(0, |h| h.parameter_count())),
         file_type: first
             .and_then(|h| h.file_type())
@@ -250,7 +294,9 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     events.status("writing manifest").await?;
     let manifest = Manifest::new(cfg.layer, staged.into_iter().map(|s| s.layer).collect());
     let s = store.clone();
-    blocking(move || s.write_manifest(&name, &manifest.encode(), old.as_ref())).await?.map_err(|e: StoreError| Fail::Api(e.into()))?;
+    blocking(move || s.write_manifest(&name, &manifest.encode(), old.as_ref()))
+        .await?
+        .map_err(|e: StoreError| Fail::Api(e.into()))?;
     drop(pin);
     events.status("success").await?;
     Ok(())

@@ -17,7 +17,9 @@ pub fn sweep_temp_files(store: &Store) -> std::io::Result<usize> {
     let mut n = 0;
     for dir in [store.blobs_dir(), store.manifests_dir()] {
         for entry in std::fs::read_dir(dir)?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) && std::fs::remove_file(entry.path()).is_ok() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
                 n += 1;
             }
         }
@@ -29,7 +31,10 @@ impl Store {
     /// Digests referenced by any manifest on disk (corrupt manifests are skipped, as in Ollama).
     #[must_use]
     pub fn referenced(&self) -> HashSet<Digest> {
-        self.all_manifests().iter().flat_map(|m| m.manifest.digests().collect::<Vec<_>>()).collect()
+        self.all_manifests()
+            .iter()
+            .flat_map(|m| m.manifest.digests().collect::<Vec<_>>())
+            .collect()
     }
 
     /// Removes each candidate blob unless a manifest references it or it is pinned. Call with the

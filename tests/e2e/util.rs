@@ -1,0 +1,280 @@
+//! `TestServer`: starts the built `kiln` binary on 127.0.0.1:0 with a fresh store and reads the
+//! address it prints. Requests go through ureq; helpers return (status, body) for any status.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+/// The `kiln` binary next to this test binary (`target/<profile>/kiln`), or `KILN_BIN`.
+pub fn kiln_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("KILN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("kiln");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p kiln-server` (or set KILN_BIN)",
+        bin.display()
+    );
+    bin
+}
+
+/// The shared fixtures folder (`../shared` beside the repository).
+pub fn shared() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
+    assert!(
+        p.is_dir(),
+        "shared/ must sit beside the repository: {}",
+        p.display()
+    );
+    p
+}
+
+/// The tiny llama fixture.
+pub fn tiny_llama() -> Vec<u8> {
+    std::fs::read(shared().join("fixtures/tiny-llama-f16.gguf")).expect("tiny-llama fixture")
+}
+
+/// `sha256:<hex>` of bytes.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex(bytes))
+}
+
+/// Lowercase hex SHA-256.
+pub fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A running server with its own store.
+pub struct TestServer {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The store root.
+    pub models: tempfile::TempDir,
+    agent: ureq::Agent,
+}
+
+/// A response: status and body text.
+pub struct Resp {
+    pub status: u16,
+    pub body: String,
+    pub content_type: String,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {:?}", self.body))
+            .to_string()
+    }
+
+    /// NDJSON lines parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        assert!(!self.body.contains("\n\n"), "blank line in stream");
+        self.body
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The `status` of each NDJSON line (or `error: …`).
+    pub fn statuses(&self) -> Vec<String> {
+        self.lines()
+            .iter()
+            .map(|v| match v["error"].as_str() {
+                Some(e) => format!("error: {e}"),
+                None => v["status"].as_str().unwrap_or("").to_string(),
+            })
+            .collect()
+    }
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Self {
+        let models = tempfile::tempdir().expect("tempdir");
+        Self::start_in(models, args)
+    }
+
+    /// Starts on an existing store (restart tests).
+    pub fn start_in(models: tempfile::TempDir, args: &[&str]) -> Self {
+        let mut child = Command::new(kiln_bin())
+            .args(["serve", "--host", "127.0.0.1:0", "--models"])
+            .arg(models.path())
+            .args(args)
+            .env("KILN_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn kiln");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read address");
+        let addr = line
+            .trim()
+            .strip_prefix("kiln listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(300))
+            .build();
+        Self {
+            child,
+            url: format!("http://{addr}"),
+            models,
+            agent,
+        }
+    }
+
+    /// Stops the server and hands back its store.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+
+        std::mem::replace(&mut self.models, tempfile::tempdir().expect("tempdir"))
+    }
+
+    fn finish(r: Result<ureq::Response, ureq::Error>) -> Resp {
+        let resp = match r {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("transport error: {e}"),
+        };
+        let status = resp.status();
+        let content_type = resp.header("content-type").unwrap_or("").to_string();
+        let mut body = String::new();
+        resp.into_reader().read_to_string(&mut body).expect("body");
+        Resp {
+            status,
+            body,
+            content_type,
+        }
+    }
+
+    pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
+        let req = self.agent.request(method, &format!("{}{path}", self.url));
+        Self::finish(match body {
+            Some(b) => req.send_bytes(b),
+            None => req.call(),
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.request("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, json: &Value) -> Resp {
+        self.request("POST", path, Some(json.to_string().as_bytes()))
+    }
+
+    pub fn post_raw(&self, path: &str, body: &[u8]) -> Resp {
+        self.request("POST", path, Some(body))
+    }
+
+    pub fn delete(&self, json: &Value) -> Resp {
+        self.request("DELETE", "/api/delete", Some(json.to_string().as_bytes()))
+    }
+
+    /// Uploads a blob and returns its digest.
+    pub fn upload(&self, bytes: &[u8]) -> String {
+        let d = digest(bytes);
+        let r = self.post_raw(&format!("/api/blobs/{d}"), bytes);
+        assert!(
+            r.status == 201 || r.status == 200,
+            "upload: {} {}",
+            r.status,
+            r.body
+        );
+        d
+    }
+
+    /// A create that must succeed; returns the stream's statuses.
+    pub fn create_ok(&self, req: &Value) -> Vec<String> {
+        let r = self.post("/api/create", req);
+        assert_eq!(r.status, 200, "create failed: {}", r.body);
+        let s = r.statuses();
+        assert_eq!(s.last().map(String::as_str), Some("success"), "{s:?}");
+        s
+    }
+
+    /// Every file under the store, relative, sorted (to prove nothing changed).
+    pub fn files(&self) -> Vec<String> {
+        list_files(self.models.path())
+    }
+
+    pub fn manifest(&self, host_ns_model_tag: &str) -> Value {
+        let p = self.models.path().join("manifests").join(host_ns_model_tag);
+        serde_json::from_slice(
+            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
+        )
+        .expect("manifest json")
+    }
+
+    pub fn blob(&self, digest: &str) -> Vec<u8> {
+        std::fs::read(
+            self.models
+                .path()
+                .join("blobs")
+                .join(digest.replace(':', "-")),
+        )
+        .expect("blob")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn list_files(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+/// The 68-byte GGUF with one key `general.architecture = "test"` (spec §5.5).
+pub fn minimal_gguf() -> Vec<u8> {
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&1u64.to_le_bytes());
+    let key = b"general.architecture";
+    b.extend_from_slice(&(key.len() as u64).to_le_bytes());
+    b.extend_from_slice(key);
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&4u64.to_le_bytes());
+    b.extend_from_slice(b"test");
+    b
+}
