@@ -10,6 +10,7 @@ pub mod config;
 pub mod create;
 pub mod gguf;
 pub mod http;
+pub mod kernels;
 pub mod state;
 pub mod store;
 

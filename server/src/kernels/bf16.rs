@@ -1,0 +1,24 @@
+//! BF16: the top 16 bits of each f32, rounded to nearest even (`ggml_fp32_to_bf16_row_ref`).
+
+use kiln_core::ggml_type::GgmlType;
+
+use super::{BlockFormat, ggml};
+
+/// BF16.
+pub struct Bf16;
+
+impl BlockFormat for Bf16 {
+    const TYPE: GgmlType = GgmlType::BF16;
+    const BLOCK_ELEMS: usize = 1;
+    const BLOCK_BYTES: usize = 2;
+
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        out.copy_from_slice(&ggml::bf16(x[0]).to_le_bytes());
+    }
+
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        for (v, o) in x.iter().zip(out.chunks_exact_mut(2)) {
+            o.copy_from_slice(&ggml::bf16(*v).to_le_bytes());
+        }
+    }
+}

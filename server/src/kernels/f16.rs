@@ -1,0 +1,24 @@
+//! F16: IEEE binary16 per value (`ggml_fp32_to_fp16_row`), round to nearest even.
+
+use kiln_core::ggml_type::GgmlType;
+
+use super::{BlockFormat, ggml};
+
+/// F16.
+pub struct F16;
+
+impl BlockFormat for F16 {
+    const TYPE: GgmlType = GgmlType::F16;
+    const BLOCK_ELEMS: usize = 1;
+    const BLOCK_BYTES: usize = 2;
+
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        out.copy_from_slice(&ggml::f16(x[0]).to_le_bytes());
+    }
+
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        for (v, o) in x.iter().zip(out.chunks_exact_mut(2)) {
+            o.copy_from_slice(&ggml::f16(*v).to_le_bytes());
+        }
+    }
+}

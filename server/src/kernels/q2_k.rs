@@ -1,0 +1,95 @@
+//! Q2_K — 256 values (16 sub-blocks of 16) in 84 bytes: 16 scale/min nibble pairs, 64 bytes of
+//! 2-bit quants, f16 `d`, f16 `dmin` (`quantize_row_q2_K_ref`).
+
+use kiln_core::ggml_type::GgmlType;
+
+use super::BlockFormat;
+use super::ggml::{self, Qkx2, make_qkx2_quants, nearest_int};
+
+/// Q2_K.
+pub struct Q2K;
+
+const PARAMS: Qkx2 = Qkx2 {
+    nmax: 3,
+    rmin: -0.5,
+    rdelta: 0.1,
+    nstep: 15,
+    use_mad: true,
+};
+
+/// Packs 256 2-bit values as Q2_K/Q3_K do: byte `32h + l` holds elements `128h + l + 32k` at bits `2k`.
+pub(super) fn pack_2bit(l: &[u8; 256], qs: &mut [u8]) {
+    for h in 0..2 {
+        for i in 0..32 {
+            let b = 128 * h + i;
+            qs[32 * h + i] = l[b] | (l[b + 32] << 2) | (l[b + 64] << 4) | (l[b + 96] << 6);
+        }
+    }
+}
+
+impl BlockFormat for Q2K {
+    const TYPE: GgmlType = GgmlType::Q2_K;
+    const BLOCK_ELEMS: usize = 256;
+    const BLOCK_BYTES: usize = 84;
+
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let mut l = [0u8; 256];
+        let mut laux = [0u8; 16];
+        let mut weights = [0f32; 16];
+        let mut scales = [0f32; 16];
+        let mut mins = [0f32; 16];
+        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+        for j in 0..16 {
+            let xs = &x[16 * j..16 * j + 16];
+            for (w, v) in weights.iter_mut().zip(xs) {
+                *w = v.abs();
+            }
+            let (s, m) =
+                make_qkx2_quants(PARAMS, xs, &weights, &mut l[16 * j..16 * j + 16], &mut laux);
+            scales[j] = s;
+            mins[j] = m;
+            if s > max_scale {
+                max_scale = s;
+            }
+            if m > max_min {
+                max_min = m;
+            }
+        }
+        let sc = &mut [0u8; 16];
+        let d;
+        if max_scale > 0.0 {
+            let iscale = 15.0 / max_scale;
+            for j in 0..16 {
+                sc[j] = nearest_int(iscale * scales[j]) as u8;
+            }
+            d = ggml::f16(max_scale / 15.0);
+        } else {
+            d = ggml::f16(0.0);
+        }
+        let dmin;
+        if max_min > 0.0 {
+            let iscale = 15.0 / max_min;
+            for j in 0..16 {
+                sc[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+            }
+            dmin = ggml::f16(max_min / 15.0);
+        } else {
+            dmin = ggml::f16(0.0);
+        }
+        let (df, dminf) = (ggml::f16f(d), ggml::f16f(dmin));
+        for j in 0..16 {
+            let dj = df * f32::from(sc[j] & 0xF);
+            if dj == 0.0 {
+                continue;
+            }
+            let dm = dminf * f32::from(sc[j] >> 4);
+            for i in 16 * j..16 * j + 16 {
+                l[i] = nearest_int((x[i] + dm) / dj).clamp(0, 3) as u8;
+            }
+        }
+        out[..16].copy_from_slice(sc);
+        pack_2bit(&l, &mut out[16..80]);
+        out[80..82].copy_from_slice(&d.to_le_bytes());
+        out[82..84].copy_from_slice(&dmin.to_le_bytes());
+    }
+}

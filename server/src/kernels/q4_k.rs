@@ -1,0 +1,100 @@
+//! Q4_K — 256 values (8 sub-blocks of 32) in 144 bytes: f16 `d`, f16 `dmin`, 12 bytes of 6-bit
+//! scales and mins, 128 bytes of nibbles (`quantize_row_q4_K_ref`).
+
+use kiln_core::ggml_type::GgmlType;
+
+use super::BlockFormat;
+use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, nearest_int};
+
+/// Q4_K.
+pub struct Q4K;
+
+/// The shared first half of Q4_K and Q5_K: per-sub-block searches, 6-bit scale packing, `d`,
+/// `dmin`, and the final requantization. Returns `(d, dmin, scales)` and fills `l`.
+pub(super) fn quantize_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256]) -> (u16, u16, [u8; 12]) {
+    let mut laux = [0u8; 32];
+    let mut weights = [0f32; 32];
+    let mut scales = [0f32; 8];
+    let mut mins = [0f32; 8];
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        let (s, m) = make_qkx2_quants(p, xs, &weights, &mut l[32 * j..32 * j + 32], &mut laux);
+        scales[j] = s;
+        mins[j] = m;
+        if s > max_scale {
+            max_scale = s;
+        }
+        if m > max_min {
+            max_min = m;
+        }
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let mut sc = [0u8; 12];
+    for j in 0..8 {
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    let d = ggml::f16(max_scale / 63.0);
+    let dmin = ggml::f16(max_min / 63.0);
+    let (df, dminf) = (ggml::f16f(d), ggml::f16f(dmin));
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, &sc);
+        let dj = df * f32::from(s);
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dminf * f32::from(m);
+        for i in 32 * j..32 * j + 32 {
+            l[i] = nearest_int((x[i] + dm) / dj).clamp(0, p.nmax) as u8;
+        }
+    }
+    (d, dmin, sc)
+}
+
+impl BlockFormat for Q4K {
+    const TYPE: GgmlType = GgmlType::Q4_K;
+    const BLOCK_ELEMS: usize = 256;
+    const BLOCK_BYTES: usize = 144;
+
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        let mut l = [0u8; 256];
+        let p = Qkx2 {
+            nmax: 15,
+            rmin: -1.0,
+            rdelta: 0.1,
+            nstep: 20,
+            use_mad: false,
+        };
+        let (d, dmin, sc) = quantize_k_scales(p, x, &mut l);
+        out[..2].copy_from_slice(&d.to_le_bytes());
+        out[2..4].copy_from_slice(&dmin.to_le_bytes());
+        out[4..16].copy_from_slice(&sc);
+        for g in 0..4 {
+            for i in 0..32 {
+                out[16 + 32 * g + i] = l[64 * g + i] | (l[64 * g + 32 + i] << 4);
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Every block format against ggml's own output (`shared/vectors/quant/`), byte for byte: 512 rows
+//! × 256 values of Gaussian, heavy-tailed, zero, constant, tiny, grid and real-weight data.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use kiln_core::ggml_type::GgmlType;
+use kiln_server::kernels;
+use sha2::{Digest, Sha256};
+
+fn vectors() -> PathBuf {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/quant");
+    assert!(
+        p.is_dir(),
+        "shared/ must sit beside the repository: {}",
+        p.display()
+    );
+    p
+}
+
+fn input() -> Vec<f32> {
+    let bytes = std::fs::read(vectors().join("input.f32")).unwrap();
+    bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+fn case_of(row: usize) -> String {
+    let cases: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(vectors().join("cases.json")).unwrap()).unwrap();
+    for c in cases["cases"].as_array().unwrap() {
+        let first = c["first_row"].as_u64().unwrap() as usize;
+        if row >= first && row < first + c["rows"].as_u64().unwrap() as usize {
+            return c["name"].as_str().unwrap().to_string();
+        }
+    }
+    "?".into()
+}
+
+#[test]
+fn vectors_arrived_intact() {
+    let sums = std::fs::read_to_string(vectors().join("SHA256SUMS")).unwrap();
+    for line in sums.lines() {
+        let (hash, name) = line.split_once("  ").unwrap();
+        let got: String = Sha256::digest(std::fs::read(vectors().join(name)).unwrap())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(got, hash, "{name}");
+    }
+}
+
+fn check(ty: GgmlType, file: &str) {
+    let x = input();
+    let want = std::fs::read(vectors().join(file)).unwrap();
+    let row_bytes = ty.bytes_for(256).unwrap() as usize;
+    assert_eq!(want.len(), 512 * row_bytes);
+    let mut got = vec![0u8; want.len()];
+    kernels::quantize(ty, &x, &mut got).unwrap();
+    let mut bad = Vec::new();
+    for row in 0..512 {
+        let (g, w) = (
+            &got[row * row_bytes..][..row_bytes],
+            &want[row * row_bytes..][..row_bytes],
+        );
+        if g != w {
+            let byte = g.iter().zip(w).position(|(a, b)| a != b).unwrap();
+            let block = byte / ty.block_bytes() as usize;
+            bad.push(format!(
+                "row {row} ({}) block {block} byte {byte}",
+                case_of(row)
+            ));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{}: {} of 512 rows differ, first: {:?}",
+        ty.name(),
+        bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+}
+
+#[test]
+fn f16() {
+    check(GgmlType::F16, "f16.bin");
+}
+#[test]
+fn bf16() {
+    check(GgmlType::BF16, "bf16.bin");
+}
+#[test]
+fn q8_0() {
+    check(GgmlType::Q8_0, "q8_0.bin");
+}
+#[test]
+fn q4_0() {
+    check(GgmlType::Q4_0, "q4_0.bin");
+}
+#[test]
+fn q4_1() {
+    check(GgmlType::Q4_1, "q4_1.bin");
+}
+#[test]
+fn q5_0() {
+    check(GgmlType::Q5_0, "q5_0.bin");
+}
+#[test]
+fn q5_1() {
+    check(GgmlType::Q5_1, "q5_1.bin");
+}
+#[test]
+fn q2_k() {
+    check(GgmlType::Q2_K, "q2_K.bin");
+}
+#[test]
+fn q3_k() {
+    check(GgmlType::Q3_K, "q3_K.bin");
+}
+#[test]
+fn q4_k() {
+    check(GgmlType::Q4_K, "q4_K.bin");
+}
+#[test]
+fn q5_k() {
+    check(GgmlType::Q5_K, "q5_K.bin");
+}
+#[test]
+fn q6_k() {
+    check(GgmlType::Q6_K, "q6_K.bin");
+}
+
+#[test]
+fn shape_errors_are_typed() {
+    let mut out = vec![0u8; 10];
+    assert!(kernels::quantize(GgmlType::Q4_K, &[0.0; 100], &mut out).is_err());
+    assert!(kernels::quantize(GgmlType::IQ2_XXS, &[0.0; 256], &mut out).is_err());
+}
