@@ -158,6 +158,15 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
     }
 }
 
+/// The type chosen for a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// The type it gets.
+    pub ty: GgmlType,
+    /// The type the rules wanted before the row-length fallback (differs when it fell back).
+    pub wanted: GgmlType,
+}
+
 /// The running state of one quantization pass.
 #[derive(Debug, Clone)]
 pub struct Policy {
@@ -181,18 +190,17 @@ impl Policy {
 
     /// The type for the next tensor in visit order ([`sort_key`]), or `None` if it keeps its
     /// source type. Must be called once per tensor, in order: the counters advance.
-    pub fn next(&mut self, name: &str, dims: &[u64], source: GgmlType) -> Option<GgmlType> {
+    pub fn next(&mut self, name: &str, dims: &[u64]) -> Option<Choice> {
         if !is_quantizable(name, dims.len(), &self.facts.arch) {
             return None;
         }
         let base = self.ftype.base_type();
         let row_len = dims.first().copied().unwrap_or(1);
         if !base.is_quantized() {
-            let _ = source;
-            return Some(base);
+            return Some(Choice { ty: base, wanted: base });
         }
-        let t = self.mix(name, row_len, base);
-        Some(fallback(t, row_len))
+        let wanted = self.mix(name, row_len, base);
+        Some(Choice { ty: fallback(wanted, row_len), wanted })
     }
 
     #[allow(clippy::too_many_lines)]
@@ -324,7 +332,7 @@ pub fn plan_types(
     let mut p = Policy::new(ftype, facts.clone());
     order
         .into_iter()
-        .map(|(n, d, s)| (n.clone(), p.next(n, d, *s).unwrap_or(*s)))
+        .map(|(n, d, s)| (n.clone(), p.next(n, d).map_or(*s, |c| c.ty)))
         .collect()
 }
 

@@ -11,6 +11,7 @@ pub mod create;
 pub mod gguf;
 pub mod http;
 pub mod kernels;
+pub mod quantize;
 pub mod state;
 pub mod store;
 
@@ -47,7 +48,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
         let store = store::Store::open(&args.models)?;
-        let state = state::AppState::new(store, &args);
+        let state = state::AppState::new(store, &args)?;
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, models = %args.models.display(), "kiln listening");

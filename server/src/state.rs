@@ -12,18 +12,25 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// Quantizer threads.
     pub threads: usize,
+    /// The CPU quantizer's thread pool.
+    pub pool: Arc<rayon::ThreadPool>,
 }
 
 impl AppState {
     /// Builds the state for `kiln serve`.
-    #[must_use]
-    pub fn new(store: Store, args: &ServeArgs) -> Self {
+    ///
+    /// # Errors
+    /// When no thread pool can be built.
+    pub fn new(store: Store, args: &ServeArgs) -> std::io::Result<Self> {
         let threads = args
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
-        Self {
-            store: Arc::new(store),
-            threads,
-        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("kiln-quantize-{i}"))
+            .build()
+            .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Self { store: Arc::new(store), threads, pool: Arc::new(pool) })
     }
 }

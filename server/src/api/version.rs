@@ -1,6 +1,7 @@
 //! `GET|HEAD /` (health check) and `GET|HEAD /api/version`.
 
 use axum::Json;
+use axum::extract::State;
 use serde_json::{Value, json};
 
 /// The Ollama API version kiln speaks.
@@ -14,4 +15,9 @@ pub async fn root() -> &'static str {
 /// `GET /api/version`.
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": OLLAMA_API_VERSION, "kiln": env!("CARGO_PKG_VERSION") }))
+}
+
+/// `GET /api/kiln/info`: which quantizer runs.
+pub async fn info(State(state): State<crate::state::AppState>) -> Json<Value> {
+    Json(json!({ "quantizer": { "backend": "cpu", "threads": state.threads } }))
 }

@@ -13,6 +13,8 @@ pub mod layers;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use kiln_core::event::{PLACEHOLDER_DIGEST, ProgressEvent};
+use kiln_core::file_type::FileType;
 use kiln_core::gguf::Header;
 use kiln_core::validate::{CreatePlan, Source};
 use kiln_core::{Digest, file_type};
@@ -23,6 +25,7 @@ use self::layers::media;
 use crate::gguf::read;
 use crate::http::error::ApiError;
 use crate::http::ndjson::{Events, Gone};
+use crate::quantize;
 use crate::state::AppState;
 use crate::store::manifests::CONFIG_MEDIA_TYPE;
 use crate::store::{Layer, Manifest, Store, StoreError};
@@ -127,6 +130,80 @@ async fn write_layer(store: &Arc<Store>, media_type: &str, bytes: Vec<u8>) -> Re
     })
 }
 
+/// A quantization the create will run.
+struct QuantJob {
+    src: Digest,
+    plan: quantize::QuantPlan,
+    status: String,
+}
+
+/// Checks the model layer can be quantized to `target` and plans it; `None` when it already is
+/// that type (Ollama's no-op).
+fn prepare_quantize(
+    staged: &[Staged],
+    headers: &HashMap<Digest, Arc<Header>>,
+    target: FileType,
+    label: &str,
+) -> Result<Option<QuantJob>, Fail> {
+    let Some(layer) = staged.iter().find(|s| s.layer.media_type == media::MODEL) else {
+        return Ok(None);
+    };
+    let src = layer.layer.digest();
+    let Some(header) = headers.get(&src) else {
+        return Err(ApiError::internal("model layer header missing").into());
+    };
+    let src_name = quantize::source_type_name(header);
+    if src_name == target.name() {
+        return Ok(None);
+    }
+    let plan = quantize::plan(header, target).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Some(QuantJob { src, plan, status: format!("quantizing {src_name} model to {label}") }))
+}
+
+/// Runs a quantization on the blocking pool, streaming progress, and publishes the new blob.
+async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Result<(Staged, Arc<Header>), Fail> {
+    let store = state.store.clone();
+    let pool = state.pool.clone();
+    let total = store.blob_size(&job.src)?;
+    let data = total.saturating_sub(job.plan.src_data_offset).max(1);
+    events.send(ProgressEvent::progress(&job.status, PLACEHOLDER_DIGEST, total, 0)).await?;
+    for (name, wanted, got) in &job.plan.fallbacks {
+        tracing::debug!(tensor = %name, "row length is not a multiple of {}'s block: using {}", wanted.name(), got.name());
+    }
+    tracing::info!(fallbacks = job.plan.fallbacks.len(), target = %job.status, "quantizing");
+    let events = events.clone();
+    let started = std::time::Instant::now();
+    let result = blocking(move || -> Result<_, quantize::QuantError> {
+        let tmp = store.blob_temp()?;
+        let out = tmp.as_file().try_clone()?;
+        let src = std::fs::File::open(store.blob_path(&job.src))?;
+        let mut last = std::time::Instant::now();
+        let (_, output) = quantize::pipeline::run(&job.plan, src, out, &pool, |done| {
+            let completed = (u128::from(done) * u128::from(total) / u128::from(data)) as u64;
+            if last.elapsed() >= std::time::Duration::from_millis(100) || done >= data {
+                last = std::time::Instant::now();
+                let tick = ProgressEvent::progress(&job.status, PLACEHOLDER_DIGEST, total, completed.min(total));
+                return events.send_blocking(tick).is_ok();
+            }
+            !events.is_closed()
+        })?;
+        let published = store.publish_blob(tmp, &output.digest)?;
+        let header = read::read_header(&store.blob_path(&output.digest))
+            .map_err(|e| std::io::Error::other(format!("re-reading the quantized model: {e}")))?;
+        Ok((output, published, header))
+    })
+    .await?;
+    let (output, published, header) = match result {
+        Ok(r) => r,
+        Err(quantize::QuantError::Cancelled) => return Err(Fail::Gone),
+        Err(quantize::QuantError::Io(e)) => return Err(e.into()),
+        Err(e) => return Err(ApiError::internal(e.to_string()).into()),
+    };
+    tracing::info!(digest = %output.digest, bytes = output.size, seconds = started.elapsed().as_secs_f64(), "quantized");
+    let layer = Layer::new(media::MODEL, &output.digest, output.size);
+    Ok((Staged { status: published.status(&output.digest), layer }, Arc::new(header)))
+}
+
 #[allow(clippy::too_many_lines)]
 async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Result<(), Fail> {
     let store = state.store.clone();
@@ -202,12 +279,22 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
         }
     }
 
-    // 2. Quantization.
-    if plan.quantize.is_some() {
-        return Err(ApiError::bad_request("quantization is not available yet").into());
-    }
+    // 2. Quantization: planned (and refused, if it must be) before the first event.
+    let job = match &plan.quantize {
+        Some((target, label)) => prepare_quantize(&staged, &headers, *target, label)?,
+        None => None,
+    };
     for _ in 0..parsed_files {
         events.status("parsing GGUF").await?;
+    }
+    if let Some(job) = job {
+        let (staged_layer, header) = quantize_layer(state, job, events).await?;
+        let d = staged_layer.layer.digest();
+        pin.add(d.clone());
+        headers.insert(d, header);
+        if let Some(slot) = staged.iter_mut().find(|s| s.layer.media_type == media::MODEL) {
+            *slot = staged_layer;
+        }
     }
 
     // 3. Text and JSON layers: template, system (replace), licenses (append), params (merge),

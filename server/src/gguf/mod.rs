@@ -2,3 +2,4 @@
 //! new GGUF out while hashing it.
 
 pub mod read;
+pub mod write;

@@ -36,6 +36,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/show", post(api::models::show))
         .route("/api/copy", post(api::models::copy))
         .route("/api/delete", axum::routing::delete(api::models::delete))
+        .route("/api/kiln/info", get(api::version::info))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(blobs)
         .fallback(not_found)

@@ -54,6 +54,14 @@ impl Events {
         self.send(ProgressEvent::status(s)).await
     }
 
+    /// Sends a progress event from a blocking thread (the quantizer).
+    ///
+    /// # Errors
+    /// [`Gone`] once the client has disconnected.
+    pub fn send_blocking(&self, e: ProgressEvent) -> Result<(), Gone> {
+        self.0.blocking_send(Msg::Progress(e)).map_err(|_| Gone)
+    }
+
     /// Sends the failure.
     pub async fn fail(&self, e: ApiError) {
         let _ = self.0.send(Msg::Failed(e)).await;

@@ -1,0 +1,148 @@
+//! The quantize step: which type each tensor gets ([`plan`], from `kiln_core::tensor_policy`),
+//! the new header (llama-quantize's key order, tensor order and alignment), and the streaming
+//! [`pipeline`] that writes it. Memory stays bounded by a few row chunks, whatever the model size.
+
+pub mod pipeline;
+pub mod widen;
+
+use kiln_core::file_type::{FileType, file_type_name};
+use kiln_core::ggml_type::GgmlType;
+use kiln_core::gguf::{self, Header, TensorInfo, Value};
+use kiln_core::tensor_policy::{ModelFacts, Policy, sort_key};
+
+/// Why a model cannot be quantized.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The source file type is not F32/F16/BF16.
+    #[error("quantization is only supported for F16, BF16 and F32 models, not {0}")]
+    SourceType(String),
+    /// A tensor kiln would have to re-quantize from an already quantized type.
+    #[error("tensor \"{name}\" is stored as {ty}; kiln re-quantizes only F32, F16 and BF16 tensors")]
+    TensorSource {
+        /// Tensor name.
+        name: String,
+        /// Its type.
+        ty: &'static str,
+    },
+    /// A kernel refused its input.
+    #[error(transparent)]
+    Kernel(#[from] crate::kernels::KernelError),
+    /// Reading the source or writing the output failed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The client went away.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// One output tensor.
+#[derive(Debug, Clone)]
+pub struct TensorPlan {
+    /// The source tensor (offset relative to the source data section).
+    pub src: TensorInfo,
+    /// The output tensor (offset relative to the output data section).
+    pub out: TensorInfo,
+}
+
+/// Everything the pipeline needs to write the new file.
+#[derive(Debug, Clone)]
+pub struct QuantPlan {
+    /// Encoded header, padded to the data section.
+    pub header: Vec<u8>,
+    /// Tensors in output order.
+    pub tensors: Vec<TensorPlan>,
+    /// Output alignment.
+    pub alignment: u64,
+    /// Absolute offset of the source data section.
+    pub src_data_offset: u64,
+    /// Tensors whose row length forced a fallback: (name, wanted, got), for the log.
+    pub fallbacks: Vec<(String, GgmlType, GgmlType)>,
+}
+
+impl QuantPlan {
+    /// Bytes of the output file.
+    #[must_use]
+    pub fn output_size(&self) -> u64 {
+        let data = self.tensors.iter().map(|t| t.out.size().div_ceil(self.alignment) * self.alignment).sum::<u64>();
+        self.header.len() as u64 + data
+    }
+}
+
+/// The source model's file type name, from `general.file_type` or, when absent, its tensors.
+#[must_use]
+pub fn source_type_name(h: &Header) -> &'static str {
+    match h.file_type() {
+        Some(ft) => file_type_name(ft),
+        None => {
+            let big = h.tensors.iter().filter(|t| t.dims.len() >= 2).map(|t| t.ty).next();
+            match big {
+                Some(GgmlType::F32) => "F32",
+                Some(GgmlType::F16) => "F16",
+                Some(GgmlType::BF16) => "BF16",
+                _ => "unknown",
+            }
+        }
+    }
+}
+
+fn facts(h: &Header) -> ModelFacts {
+    let arch = h.architecture().unwrap_or("");
+    let key = |k: &str| h.get_u64(&format!("{arch}.{k}")).unwrap_or(0);
+    ModelFacts::new(
+        arch,
+        key("block_count"),
+        key("expert_count"),
+        key("attention.head_count"),
+        key("attention.head_count_kv"),
+        h.tensors.iter().map(|t| t.name.as_str()),
+    )
+}
+
+/// Decides every tensor's type and lays out the output file.
+///
+/// # Errors
+/// [`QuantError::SourceType`] for sources that are not F32/F16/BF16, and
+/// [`QuantError::TensorSource`] when a tensor would need re-quantizing.
+pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
+    let src_name = source_type_name(h);
+    if !matches!(src_name, "F32" | "F16" | "BF16") {
+        return Err(QuantError::SourceType(src_name.into()));
+    }
+    let mut order: Vec<&TensorInfo> = h.tensors.iter().collect();
+    order.sort_by(|a, b| sort_key(&a.name).cmp(&sort_key(&b.name)));
+    let mut policy = Policy::new(target, facts(h));
+    let alignment = gguf::DEFAULT_ALIGNMENT;
+    let mut tensors = Vec::with_capacity(order.len());
+    let mut fallbacks = Vec::new();
+    let mut offset = 0u64;
+    for t in order {
+        let choice = policy.next(&t.name, &t.dims);
+        let ty = choice.map_or(t.ty, |c| c.ty);
+        if ty != t.ty && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
+            return Err(QuantError::TensorSource { name: t.name.clone(), ty: t.ty.name() });
+        }
+        if let Some(c) = choice.filter(|c| c.ty != c.wanted) {
+            fallbacks.push((t.name.clone(), c.wanted, c.ty));
+        }
+        let out = TensorInfo { name: t.name.clone(), dims: t.dims.clone(), ty, offset };
+        offset += out.size().div_ceil(alignment) * alignment;
+        tensors.push(TensorPlan { src: t.clone(), out });
+    }
+    // llama-quantize: keys in source order, split.* dropped, then quantization_version and
+    // file_type set (removed and appended, in that order).
+    let mut kvs: Vec<(String, Value)> = h
+        .kvs
+        .iter()
+        .filter(|(k, _)| {
+            !k.starts_with("split.") && k != "general.quantization_version" && k != "general.file_type"
+        })
+        .map(|(k, v)| {
+            if k == "general.alignment" { (k.clone(), Value::U32(alignment as u32)) } else { (k.clone(), v.clone()) }
+        })
+        .collect();
+    kvs.push(("general.quantization_version".into(), Value::U32(2)));
+    kvs.push(("general.file_type".into(), Value::U32(target.id())));
+    let outs: Vec<TensorInfo> = tensors.iter().map(|t| t.out.clone()).collect();
+    let header = gguf::encode_header(&kvs, &outs, alignment);
+    Ok(QuantPlan { header, tensors, alignment, src_data_offset: h.data_offset, fallbacks })
+}

@@ -1,0 +1,173 @@
+//! The streaming quantizer: source tensors are read in row chunks by a reader thread, widened to
+//! f32 and quantized on all cores (rayon, blocks split across threads — never inside a block, so
+//! every block's arithmetic is the reference's), and written + hashed by a writer thread. The
+//! three stages overlap through bounded channels, so memory is a few chunks whatever the model.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use kiln_core::Digest;
+use kiln_core::ggml_type::GgmlType;
+use rayon::prelude::*;
+
+use super::widen::widen;
+use super::{QuantError, QuantPlan};
+use crate::gguf::write::HashingWriter;
+use crate::kernels;
+
+/// Values per chunk handed to the quantizer: 4 Mi f32 = 16 MiB, a few in flight at once.
+pub const CHUNK_ELEMS: u64 = 1 << 22;
+/// Values per parallel task: enough to amortise scheduling, small enough to stay in cache.
+const TASK_ELEMS: usize = 1 << 14;
+
+/// What a finished run produced.
+#[derive(Debug)]
+pub struct Output {
+    /// SHA-256 of the file.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+enum Work {
+    /// Bytes to copy unchanged.
+    Copy(Vec<u8>),
+    /// Source values to convert: (source type, target type, raw bytes, source bytes covered).
+    Convert(GgmlType, GgmlType, Vec<u8>),
+    /// End of a tensor: pad the output.
+    Pad,
+}
+
+fn reader(mut src: File, plan: &QuantPlan, tx: &SyncSender<std::io::Result<Work>>) {
+    let mut run = || -> std::io::Result<()> {
+        for t in &plan.tensors {
+            let start = plan.src_data_offset + t.src.offset;
+            src.seek(SeekFrom::Start(start))?;
+            let size = t.src.size();
+            if t.src.ty == t.out.ty {
+                let mut left = size;
+                while left > 0 {
+                    let n = left.min(CHUNK_ELEMS * 2);
+                    let mut buf = vec![0u8; n as usize];
+                    src.read_exact(&mut buf)?;
+                    if tx.send(Ok(Work::Copy(buf))).is_err() {
+                        return Ok(());
+                    }
+                    left -= n;
+                }
+            } else {
+                let row = t.src.row_len();
+                let rows = t.src.elements() / row;
+                let rows_per_chunk = (CHUNK_ELEMS / row).max(1);
+                let mut done = 0;
+                while done < rows {
+                    let n = rows_per_chunk.min(rows - done);
+                    let bytes = t.src.ty.bytes_for(n * row).unwrap_or(0);
+                    let mut buf = vec![0u8; bytes as usize];
+                    src.read_exact(&mut buf)?;
+                    if tx.send(Ok(Work::Convert(t.src.ty, t.out.ty, buf))).is_err() {
+                        return Ok(());
+                    }
+                    done += n;
+                }
+            }
+            if tx.send(Ok(Work::Pad)).is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    };
+    if let Err(e) = run() {
+        let _ = tx.send(Err(e));
+    }
+}
+
+enum Out {
+    Bytes(Vec<u8>),
+    Pad,
+}
+
+fn writer(out: File, header: &[u8], alignment: u64, rx: &Receiver<Out>) -> std::io::Result<(File, Digest, u64)> {
+    let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, out));
+    w.write_all(header)?;
+    for msg in rx {
+        match msg {
+            Out::Bytes(b) => w.write_all(&b)?,
+            Out::Pad => w.pad_to(alignment)?,
+        }
+    }
+    let (buf, digest, size) = w.finish()?;
+    let file = buf.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+    Ok((file, digest, size))
+}
+
+/// Converts one chunk on the pool: each task widens its slice and quantizes whole blocks.
+fn convert(pool: &rayon::ThreadPool, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Vec<u8>, QuantError> {
+    let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
+    let n = raw.len() / src_size;
+    let block = dst_ty.block_elems() as usize;
+    let out_len = dst_ty.bytes_for(n as u64).unwrap_or(0) as usize;
+    let mut out = vec![0u8; out_len];
+    let task = (TASK_ELEMS / block).max(1) * block;
+    let out_task = task / block * dst_ty.block_bytes() as usize;
+    pool.install(|| {
+        raw.par_chunks(task * src_size).zip(out.par_chunks_mut(out_task)).try_for_each_init(
+            || vec![0f32; task],
+            |scratch, (r, o)| {
+                let x = &mut scratch[..r.len() / src_size];
+                widen(src_ty, r, x);
+                kernels::quantize(dst_ty, x, o)
+            },
+        )
+    })?;
+    Ok(out)
+}
+
+/// Writes the quantized model described by `plan` from `src` into `out`. `progress` gets the
+/// source bytes done so far and returns `false` to cancel.
+///
+/// # Errors
+/// I/O and kernel errors; [`QuantError::Cancelled`] when `progress` said stop.
+pub fn run(
+    plan: &QuantPlan,
+    src: File,
+    out: File,
+    pool: &rayon::ThreadPool,
+    mut progress: impl FnMut(u64) -> bool,
+) -> Result<(File, Output), QuantError> {
+    let (work_tx, work_rx) = sync_channel::<std::io::Result<Work>>(2);
+    let (out_tx, out_rx) = sync_channel::<Out>(2);
+    std::thread::scope(|s| {
+        s.spawn(move || reader(src, plan, &work_tx));
+        let writer = s.spawn(move || writer(out, &plan.header, plan.alignment, &out_rx));
+        let mut done = 0u64;
+        let result = (|| {
+            for work in work_rx {
+                let msg = match work? {
+                    Work::Copy(b) => {
+                        done += b.len() as u64;
+                        Out::Bytes(b)
+                    }
+                    Work::Convert(src_ty, dst_ty, raw) => {
+                        done += raw.len() as u64;
+                        Out::Bytes(convert(pool, src_ty, dst_ty, &raw)?)
+                    }
+                    Work::Pad => Out::Pad,
+                };
+                if out_tx.send(msg).is_err() {
+                    break;
+                }
+                if !progress(done) {
+                    return Err(QuantError::Cancelled);
+                }
+            }
+            Ok(())
+        })();
+        drop(out_tx);
+        let written = writer.join().map_err(|_| std::io::Error::other("writer thread panicked"))?;
+        result?;
+        let (file, digest, size) = written?;
+        Ok((file, Output { digest, size }))
+    })
+}
