@@ -2,6 +2,7 @@
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
@@ -43,3 +44,29 @@ def server(tmp_path):
 @pytest.fixture
 def tiny_path() -> str:
     return str(SHARED / "fixtures" / "tiny-llama-f16.gguf")
+
+
+def _sha256(path: pathlib.Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@pytest.fixture(scope="session")
+def gemma_f16() -> pathlib.Path:
+    """The real gemma3-270m model as F16, made once from the PyPI package and cached in target/."""
+    import json
+
+    want = json.loads((SHARED / "fixtures" / "gemma3-270m-expected.json").read_text())["source_sha256"]
+    out = ROOT / "target" / "fixtures" / "gemma3-270m-f16.gguf"
+    if not out.exists() or _sha256(out) != want:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_suffix(".tmp")
+        subprocess.run([sys.executable, str(SHARED / "fixtures" / "gemma3_270m_f16.py"), str(tmp)], check=True)
+        os.replace(tmp, out)
+    assert _sha256(out) == want, "gemma3-270m F16 does not match the recipe's sha256"
+    return out
