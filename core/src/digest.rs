@@ -17,10 +17,7 @@ impl Digest {
     /// # Errors
     /// [`Error::InvalidDigest`] for anything else.
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let hex = s
-            .strip_prefix("sha256:")
-            .or_else(|| s.strip_prefix("sha256-"))
-            .ok_or(Error::InvalidDigest)?;
+        let hex = s.strip_prefix("sha256:").or_else(|| s.strip_prefix("sha256-")).ok_or(Error::InvalidDigest)?;
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Error::InvalidDigest);
         }

@@ -75,9 +75,7 @@ pub enum Error {
         got: String,
     },
     /// A message role outside system/user/assistant/tool.
-    #[error(
-        "invalid role '{role}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\""
-    )]
+    #[error("invalid role '{role}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\"")]
     MessageRole {
         /// The role as sent.
         role: String,

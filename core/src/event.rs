@@ -45,35 +45,18 @@ impl ProgressEvent {
     /// A plain status line.
     #[must_use]
     pub fn status(s: impl Into<String>) -> Self {
-        Self {
-            status: s.into(),
-            ..Self::default()
-        }
+        Self { status: s.into(), ..Self::default() }
     }
 
     /// A progress tick.
     #[must_use]
-    pub fn progress(
-        s: impl Into<String>,
-        digest: impl Into<String>,
-        total: u64,
-        completed: u64,
-    ) -> Self {
-        Self {
-            status: s.into(),
-            digest: digest.into(),
-            total,
-            completed,
-            ..Self::default()
-        }
+    pub fn progress(s: impl Into<String>, digest: impl Into<String>, total: u64, completed: u64) -> Self {
+        Self { status: s.into(), digest: digest.into(), total, completed, ..Self::default() }
     }
 
     /// The failure line.
     #[must_use]
     pub fn error(e: impl Into<String>) -> Self {
-        Self {
-            error: e.into(),
-            ..Self::default()
-        }
+        Self { error: e.into(), ..Self::default() }
     }
 }

@@ -161,19 +161,13 @@ mod tests {
     fn parses_every_target_case_insensitively() {
         for t in TARGETS {
             assert_eq!(FileType::parse_quantize(t.name()), Ok(t));
-            assert_eq!(
-                FileType::parse_quantize(&t.name().to_ascii_lowercase()),
-                Ok(t)
-            );
+            assert_eq!(FileType::parse_quantize(&t.name().to_ascii_lowercase()), Ok(t));
         }
         assert_eq!(FileType::parse_quantize("q4_K_M"), Ok(FileType::Q4_K_M));
         assert_eq!(FileType::parse_quantize("q4_k"), Ok(FileType::Q4_K_M));
         assert_eq!(FileType::Q4_K_M.id(), 15);
         assert_eq!(FileType::BF16.id(), 32);
         let e = FileType::parse_quantize("iq2_xxs").unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with("unsupported quantization type IQ2_XXS - supported types are")
-        );
+        assert!(e.to_string().starts_with("unsupported quantization type IQ2_XXS - supported types are"));
     }
 }

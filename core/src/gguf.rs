@@ -38,9 +38,7 @@ pub enum GgufError {
     #[error("unsupported GGUF version {0}")]
     Version(u32),
     /// The file ends early.
-    #[error(
-        "GGUF file is truncated: needed {needed} bytes for {what} at offset {at}, but the file is {len} bytes"
-    )]
+    #[error("GGUF file is truncated: needed {needed} bytes for {what} at offset {at}, but the file is {len} bytes")]
     Truncated {
         /// What was being read.
         what: &'static str,
@@ -344,17 +342,13 @@ impl Header {
     /// `general.file_type`.
     #[must_use]
     pub fn file_type(&self) -> Option<u32> {
-        self.get_u64("general.file_type")
-            .and_then(|v| u32::try_from(v).ok())
+        self.get_u64("general.file_type").and_then(|v| u32::try_from(v).ok())
     }
 
     /// Sum of all tensors' element counts (Ollama's parameter count).
     #[must_use]
     pub fn parameter_count(&self) -> u64 {
-        self.tensors
-            .iter()
-            .map(TensorInfo::elements)
-            .fold(0u64, u64::saturating_add)
+        self.tensors.iter().map(TensorInfo::elements).fold(0u64, u64::saturating_add)
     }
 }
 
@@ -371,12 +365,7 @@ impl<S: Source> Reader<'_, S> {
 
     fn need(&self, n: u64, what: &'static str) -> Result<(), GgufError> {
         if n > self.remaining() {
-            return Err(GgufError::Truncated {
-                what,
-                at: self.pos,
-                needed: n,
-                len: self.len,
-            });
+            return Err(GgufError::Truncated { what, at: self.pos, needed: n, len: self.len });
         }
         Ok(())
     }
@@ -419,11 +408,7 @@ impl<S: Source> Reader<'_, S> {
     }
 
     /// Reads `count` fixed-size elements in chunks, decoding each with `f`.
-    fn fixed<T, const N: usize>(
-        &mut self,
-        count: u64,
-        f: fn([u8; N]) -> T,
-    ) -> Result<Vec<T>, GgufError> {
+    fn fixed<T, const N: usize>(&mut self, count: u64, f: fn([u8; N]) -> T) -> Result<Vec<T>, GgufError> {
         let mut out = Vec::new();
         let mut left = count;
         let mut buf = [0u8; 4096];
@@ -466,26 +451,19 @@ impl<S: Source> Reader<'_, S> {
         match self.bytes::<1>("bool")?[0] {
             0 => Ok(false),
             1 => Ok(true),
-            b => Err(GgufError::Invalid(format!(
-                "bool value {b} at offset {}",
-                self.pos - 1
-            ))),
+            b => Err(GgufError::Invalid(format!("bool value {b} at offset {}", self.pos - 1))),
         }
     }
 
     fn array(&mut self) -> Result<Array, GgufError> {
         let id = self.u32("array type")?;
-        let ty = ValueType::from_id(id)
-            .ok_or_else(|| GgufError::Invalid(format!("unknown array element type {id}")))?;
+        let ty =
+            ValueType::from_id(id).ok_or_else(|| GgufError::Invalid(format!("unknown array element type {id}")))?;
         let count = self.u64("array length")?;
         if ty == ValueType::Array {
             return Err(GgufError::Invalid("nested arrays are not supported".into()));
         }
-        if count
-            .checked_mul(ty.min_size())
-            .is_none_or(|b| b > self.remaining())
-            || count > (1 << 30)
-        {
+        if count.checked_mul(ty.min_size()).is_none_or(|b| b > self.remaining()) || count > (1 << 30) {
             return Err(GgufError::Invalid(format!(
                 "array of {count} elements at offset {} cannot fit in the {} bytes left",
                 self.pos,
@@ -525,10 +503,7 @@ impl<S: Source> Reader<'_, S> {
 }
 
 fn bad_tensor(name: &str, reason: String) -> GgufError {
-    GgufError::Tensor {
-        name: name.into(),
-        reason,
-    }
+    GgufError::Tensor { name: name.into(), reason }
 }
 
 /// Parses a GGUF header from `src`, a file of `file_len` bytes.
@@ -537,11 +512,7 @@ fn bad_tensor(name: &str, reason: String) -> GgufError {
 /// A [`GgufError`] saying what is wrong and where.
 #[allow(clippy::too_many_lines)]
 pub fn parse<S: Source>(src: &mut S, file_len: u64) -> Result<Header, GgufError> {
-    let mut r = Reader {
-        src,
-        pos: 0,
-        len: file_len,
-    };
+    let mut r = Reader { src, pos: 0, len: file_len };
     if r.bytes::<4>("magic")? != MAGIC {
         return Err(GgufError::Magic);
     }
@@ -556,85 +527,60 @@ pub fn parse<S: Source>(src: &mut S, file_len: u64) -> Result<Header, GgufError>
     let n_kv = r.u64("key/value count")?;
     // Smallest records: a key/value is 8 + 1 + 4 + 1 bytes; a tensor info 8 + 1 + 4 + 8 + 4 + 8.
     if n_kv.checked_mul(14).is_none_or(|b| b > r.remaining()) {
-        return Err(GgufError::Invalid(format!(
-            "{n_kv} key/values cannot fit in a file of {file_len} bytes"
-        )));
+        return Err(GgufError::Invalid(format!("{n_kv} key/values cannot fit in a file of {file_len} bytes")));
     }
     if n_tensors.checked_mul(33).is_none_or(|b| b > r.remaining()) {
-        return Err(GgufError::Invalid(format!(
-            "{n_tensors} tensors cannot fit in a file of {file_len} bytes"
-        )));
+        return Err(GgufError::Invalid(format!("{n_tensors} tensors cannot fit in a file of {file_len} bytes")));
     }
     let mut kvs: Vec<(String, Value)> = Vec::new();
     let mut keys = BTreeSet::new();
     for _ in 0..n_kv {
         let key = r.string("key")?;
-        let key =
-            String::from_utf8(key).map_err(|_| GgufError::Invalid("key is not UTF-8".into()))?;
+        let key = String::from_utf8(key).map_err(|_| GgufError::Invalid("key is not UTF-8".into()))?;
         if key.is_empty() {
             return Err(GgufError::Invalid("empty key".into()));
         }
         let id = r.u32("value type")?;
-        let ty = ValueType::from_id(id).ok_or_else(|| {
-            GgufError::Invalid(format!("key \"{key}\" has unknown value type {id}"))
-        })?;
+        let ty = ValueType::from_id(id)
+            .ok_or_else(|| GgufError::Invalid(format!("key \"{key}\" has unknown value type {id}")))?;
         let value = r.value(ty)?;
         if !keys.insert(key.clone()) {
             return Err(GgufError::Invalid(format!("duplicate key \"{key}\"")));
         }
         kvs.push((key, value));
         if r.pos > MAX_HEADER_BYTES {
-            return Err(GgufError::Invalid(format!(
-                "metadata larger than {MAX_HEADER_BYTES} bytes"
-            )));
+            return Err(GgufError::Invalid(format!("metadata larger than {MAX_HEADER_BYTES} bytes")));
         }
     }
-    let alignment = match kvs
-        .iter()
-        .find(|(k, _)| k == "general.alignment")
-        .map(|(_, v)| v)
-    {
+    let alignment = match kvs.iter().find(|(k, _)| k == "general.alignment").map(|(_, v)| v) {
         None => DEFAULT_ALIGNMENT,
         Some(Value::U32(a)) if *a != 0 && a.is_power_of_two() => u64::from(*a),
         Some(v) => {
-            return Err(GgufError::Invalid(format!(
-                "general.alignment must be a power-of-two u32, got {v:?}"
-            )));
+            return Err(GgufError::Invalid(format!("general.alignment must be a power-of-two u32, got {v:?}")));
         }
     };
     let mut tensors: Vec<TensorInfo> = Vec::new();
     let mut names = BTreeSet::new();
     for _ in 0..n_tensors {
         let name = r.string("tensor name")?;
-        let name = String::from_utf8(name)
-            .map_err(|_| GgufError::Invalid("tensor name is not UTF-8".into()))?;
+        let name = String::from_utf8(name).map_err(|_| GgufError::Invalid("tensor name is not UTF-8".into()))?;
         if name.is_empty() || name.len() > MAX_NAME_BYTES {
-            return Err(bad_tensor(
-                &name,
-                format!("name must be 1 to {MAX_NAME_BYTES} bytes"),
-            ));
+            return Err(bad_tensor(&name, format!("name must be 1 to {MAX_NAME_BYTES} bytes")));
         }
         let n_dims = r.u32("tensor dimension count")?;
         if n_dims == 0 || n_dims > MAX_DIMS {
-            return Err(bad_tensor(
-                &name,
-                format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)"),
-            ));
+            return Err(bad_tensor(&name, format!("{n_dims} dimensions (1 to {MAX_DIMS} allowed)")));
         }
         let mut dims = Vec::new();
         for _ in 0..n_dims {
             let d = r.u64("tensor dimension")?;
             if d == 0 || d > i64::MAX as u64 {
-                return Err(bad_tensor(
-                    &name,
-                    format!("dimension {} is not positive", d as i64),
-                ));
+                return Err(bad_tensor(&name, format!("dimension {} is not positive", d as i64)));
             }
             dims.push(d);
         }
         let type_id = r.u32("tensor type")?;
-        let ty = GgmlType::from_id(type_id)
-            .ok_or_else(|| bad_tensor(&name, format!("unknown type id {type_id}")))?;
+        let ty = GgmlType::from_id(type_id).ok_or_else(|| bad_tensor(&name, format!("unknown type id {type_id}")))?;
         let offset = r.u64("tensor offset")?;
         let elements = dims
             .iter()
@@ -656,33 +602,17 @@ pub fn parse<S: Source>(src: &mut S, file_len: u64) -> Result<Header, GgufError>
             return Err(bad_tensor(&name, "byte size overflows".into()));
         }
         if offset % alignment != 0 {
-            return Err(bad_tensor(
-                &name,
-                format!("offset {offset} is not a multiple of the alignment {alignment}"),
-            ));
+            return Err(bad_tensor(&name, format!("offset {offset} is not a multiple of the alignment {alignment}")));
         }
         if !names.insert(name.clone()) {
-            return Err(GgufError::Invalid(format!(
-                "duplicate tensor name \"{name}\""
-            )));
+            return Err(GgufError::Invalid(format!("duplicate tensor name \"{name}\"")));
         }
-        tensors.push(TensorInfo {
-            name,
-            dims,
-            ty,
-            offset,
-        });
+        tensors.push(TensorInfo { name, dims, ty, offset });
         if r.pos > MAX_HEADER_BYTES {
-            return Err(GgufError::Invalid(format!(
-                "header larger than {MAX_HEADER_BYTES} bytes"
-            )));
+            return Err(GgufError::Invalid(format!("header larger than {MAX_HEADER_BYTES} bytes")));
         }
     }
-    let data_offset = if tensors.is_empty() {
-        r.pos
-    } else {
-        r.pos.div_ceil(alignment) * alignment
-    };
+    let data_offset = if tensors.is_empty() { r.pos } else { r.pos.div_ceil(alignment) * alignment };
     let data_len = file_len.saturating_sub(data_offset);
     let mut spans: Vec<(u64, u64, usize)> = Vec::with_capacity(tensors.len());
     for (i, t) in tensors.iter().enumerate() {
@@ -707,13 +637,7 @@ pub fn parse<S: Source>(src: &mut S, file_len: u64) -> Result<Header, GgufError>
             ));
         }
     }
-    Ok(Header {
-        version,
-        kvs,
-        tensors,
-        alignment,
-        data_offset,
-    })
+    Ok(Header { version, kvs, tensors, alignment, data_offset })
 }
 
 /// Whether the first bytes of a file are the GGUF magic.
@@ -746,35 +670,17 @@ fn put_value(out: &mut Vec<u8>, v: &Value) {
             out.extend_from_slice(&(a.len() as u64).to_le_bytes());
             match a {
                 Array::U8(v) => out.extend_from_slice(v),
-                Array::I8(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::U16(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::I16(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::U32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::I32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::F32(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::I8(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::U16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::I16(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::U32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::I32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::F32(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
                 Array::Bool(v) => v.iter().for_each(|x| out.push(u8::from(*x))),
                 Array::Str(v) => v.iter().for_each(|s| put_str(out, s)),
-                Array::U64(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::I64(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
-                Array::F64(v) => v
-                    .iter()
-                    .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::U64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::I64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+                Array::F64(v) => v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             }
         }
     }
@@ -817,14 +723,7 @@ mod tests {
     use alloc::vec;
 
     fn minimal() -> Vec<u8> {
-        encode_header(
-            &[(
-                "general.architecture".to_string(),
-                Value::Str(b"test".to_vec()),
-            )],
-            &[],
-            32,
-        )
+        encode_header(&[("general.architecture".to_string(), Value::Str(b"test".to_vec()))], &[], 32)
     }
 
     #[test]
@@ -839,23 +738,10 @@ mod tests {
     #[test]
     fn tensors_round_trip() {
         let t = vec![
-            TensorInfo {
-                name: "a".into(),
-                dims: vec![32, 2],
-                ty: GgmlType::Q8_0,
-                offset: 0,
-            },
-            TensorInfo {
-                name: "b".into(),
-                dims: vec![3],
-                ty: GgmlType::F32,
-                offset: 96,
-            },
+            TensorInfo { name: "a".into(), dims: vec![32, 2], ty: GgmlType::Q8_0, offset: 0 },
+            TensorInfo { name: "b".into(), dims: vec![3], ty: GgmlType::F32, offset: 96 },
         ];
-        let kvs = vec![(
-            "k".to_string(),
-            Value::Array(Array::Str(vec![b"x".to_vec(), b"yz".to_vec()])),
-        )];
+        let kvs = vec![("k".to_string(), Value::Array(Array::Str(vec![b"x".to_vec(), b"yz".to_vec()])))];
         let mut bytes = encode_header(&kvs, &t, 32);
         let data_offset = bytes.len() as u64;
         assert_eq!(data_offset % 32, 0);
@@ -867,10 +753,7 @@ mod tests {
         assert_eq!(h.parameter_count(), 67);
         // One byte short: the last tensor no longer fits.
         let short = &bytes[..bytes.len() - 1];
-        assert!(matches!(
-            parse(&mut &short[..], short.len() as u64),
-            Err(GgufError::Tensor { .. })
-        ));
+        assert!(matches!(parse(&mut &short[..], short.len() as u64), Err(GgufError::Tensor { .. })));
     }
 
     #[test]
@@ -879,41 +762,21 @@ mod tests {
         huge_kv.extend_from_slice(&3u32.to_le_bytes());
         huge_kv.extend_from_slice(&0u64.to_le_bytes());
         huge_kv.extend_from_slice(&u64::MAX.to_le_bytes());
-        assert!(matches!(
-            parse(&mut huge_kv.as_slice(), huge_kv.len() as u64),
-            Err(GgufError::Invalid(_))
-        ));
+        assert!(matches!(parse(&mut huge_kv.as_slice(), huge_kv.len() as u64), Err(GgufError::Invalid(_))));
         assert_eq!(parse(&mut &b"GGUX\x03\0\0\0"[..], 8), Err(GgufError::Magic));
-        assert_eq!(
-            parse(&mut &b"GGUF\0\0\0\x03"[..], 8),
-            Err(GgufError::BigEndian)
-        );
-        assert_eq!(
-            parse(&mut &b"GGUF\x01\0\0\0"[..], 8),
-            Err(GgufError::Version(1))
-        );
-        assert!(matches!(
-            parse(&mut &b"GGUF\x03\0"[..], 6),
-            Err(GgufError::Truncated { .. })
-        ));
+        assert_eq!(parse(&mut &b"GGUF\0\0\0\x03"[..], 8), Err(GgufError::BigEndian));
+        assert_eq!(parse(&mut &b"GGUF\x01\0\0\0"[..], 8), Err(GgufError::Version(1)));
+        assert!(matches!(parse(&mut &b"GGUF\x03\0"[..], 6), Err(GgufError::Truncated { .. })));
         // A string whose length runs past the end of the file.
         let mut long_str = minimal();
         long_str[24..32].copy_from_slice(&(1u64 << 40).to_le_bytes());
-        assert!(matches!(
-            parse(&mut long_str.as_slice(), long_str.len() as u64),
-            Err(GgufError::Invalid(_))
-        ));
+        assert!(matches!(parse(&mut long_str.as_slice(), long_str.len() as u64), Err(GgufError::Invalid(_))));
     }
 
     #[test]
     fn refuses_bad_tensors() {
         let mk = |dims: Vec<u64>, ty: GgmlType, offset: u64| {
-            let t = [TensorInfo {
-                name: "t".into(),
-                dims,
-                ty,
-                offset,
-            }];
+            let t = [TensorInfo { name: "t".into(), dims, ty, offset }];
             let mut b = encode_header(&[], &t, 32);
             b.resize(b.len() + 4096, 0);
             b
@@ -926,26 +789,14 @@ mod tests {
             (mk(vec![2048], GgmlType::F32, 0), "outside"),
             (mk(vec![u64::MAX / 2, 4], GgmlType::F32, 0), "overflows"),
         ] {
-            let e = parse(&mut bytes.as_slice(), bytes.len() as u64)
-                .unwrap_err()
-                .to_string();
+            let e = parse(&mut bytes.as_slice(), bytes.len() as u64).unwrap_err().to_string();
             assert!(e.contains(what), "{e} should mention {what}");
         }
-        let t = [TensorInfo {
-            name: "t".into(),
-            dims: vec![8],
-            ty: GgmlType::F32,
-            offset: 0,
-        }];
+        let t = [TensorInfo { name: "t".into(), dims: vec![8], ty: GgmlType::F32, offset: 0 }];
         let mut b = encode_header(&[], &t, 32);
         // name(8+1) + n_dims(4) + dim(8) → type id follows at 24 + 9 + 4 + 8.
         b[45..49].copy_from_slice(&4u32.to_le_bytes());
         b.resize(b.len() + 64, 0);
-        assert!(
-            parse(&mut b.as_slice(), b.len() as u64)
-                .unwrap_err()
-                .to_string()
-                .contains("unknown type id 4")
-        );
+        assert!(parse(&mut b.as_slice(), b.len() as u64).unwrap_err().to_string().contains("unknown type id 4"));
     }
 }

@@ -218,9 +218,7 @@ mod tests {
 
     #[test]
     fn params_vector() {
-        let v: Value =
-            serde_json::from_str(r#"{"top_k":10,"temperature":1,"stop":["USER:","ASSISTANT:"]}"#)
-                .unwrap();
+        let v: Value = serde_json::from_str(r#"{"top_k":10,"temperature":1,"stop":["USER:","ASSISTANT:"]}"#).unwrap();
         assert_eq!(
             encode_line(&v),
             "{\"stop\":[\"USER:\",\"ASSISTANT:\"],\"temperature\":1,\"top_k\":10}\n".to_string()

@@ -117,13 +117,7 @@ impl ModelName {
         } else if default_host {
             alloc::format!("{}/{}:{}", self.namespace, self.model, self.tag)
         } else {
-            alloc::format!(
-                "{}/{}/{}:{}",
-                self.host,
-                self.namespace,
-                self.model,
-                self.tag
-            )
+            alloc::format!("{}/{}/{}:{}", self.host, self.namespace, self.model, self.tag)
         }
     }
 
@@ -161,11 +155,7 @@ impl ModelName {
 
 impl fmt::Display for ModelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}:{}",
-            self.host, self.namespace, self.model, self.tag
-        )
+        write!(f, "{}/{}/{}:{}", self.host, self.namespace, self.model, self.tag)
     }
 }
 
@@ -179,28 +169,13 @@ mod tests {
 
     #[test]
     fn spec_examples() {
-        assert_eq!(
-            full("mario").as_deref(),
-            Some("registry.ollama.ai/library/mario:latest")
-        );
-        assert_eq!(
-            full("ns/m").as_deref(),
-            Some("registry.ollama.ai/ns/m:latest")
-        );
+        assert_eq!(full("mario").as_deref(), Some("registry.ollama.ai/library/mario:latest"));
+        assert_eq!(full("ns/m").as_deref(), Some("registry.ollama.ai/ns/m:latest"));
         assert_eq!(full("h:1234/ns/m:t").as_deref(), Some("h:1234/ns/m:t"));
         assert_eq!(full("https://h/ns/m:t").as_deref(), Some("h/ns/m:t"));
-        assert_eq!(
-            full("apple/OpenELM:latest").as_deref(),
-            Some("registry.ollama.ai/apple/OpenELM:latest")
-        );
-        assert_eq!(
-            full("notus:7b-v1-IQ2_S").as_deref(),
-            Some("registry.ollama.ai/library/notus:7b-v1-IQ2_S")
-        );
-        assert_eq!(
-            full("llama3.2:1b").as_deref(),
-            Some("registry.ollama.ai/library/llama3.2:1b")
-        );
+        assert_eq!(full("apple/OpenELM:latest").as_deref(), Some("registry.ollama.ai/apple/OpenELM:latest"));
+        assert_eq!(full("notus:7b-v1-IQ2_S").as_deref(), Some("registry.ollama.ai/library/notus:7b-v1-IQ2_S"));
+        assert_eq!(full("llama3.2:1b").as_deref(), Some("registry.ollama.ai/library/llama3.2:1b"));
     }
 
     #[test]

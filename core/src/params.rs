@@ -76,10 +76,7 @@ pub const PARAMETERS: &[(&str, ParamType, bool)] = &[
 /// The type of a known parameter.
 #[must_use]
 pub fn param_type(key: &str) -> Option<ParamType> {
-    PARAMETERS
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|&(_, t, _)| t)
+    PARAMETERS.iter().find(|(k, _, _)| *k == key).map(|&(_, t, _)| t)
 }
 
 fn describe_value(v: &Value) -> String {
@@ -121,18 +118,14 @@ pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
             .min()
             .filter(|(d, _)| *d <= 3)
             .map_or_else(String::new, |(_, k)| format!("; did you mean '{k}'?"));
-        return Err(Error::UnknownParameter {
-            key: key.to_string(),
-            hint,
-        });
+        return Err(Error::UnknownParameter { key: key.to_string(), hint });
     };
     let ok = match (ty, value) {
         (_, Value::Null) => nullable,
         (ParamType::Int, Value::Number(n)) => {
             n.is_i64()
                 || n.is_u64()
-                || n.as_f64()
-                    .is_some_and(|f| f.is_finite() && f.abs() < 9.0e15 && f == (f as i64) as f64)
+                || n.as_f64().is_some_and(|f| f.is_finite() && f.abs() < 9.0e15 && f == (f as i64) as f64)
         }
         (ParamType::Float, Value::Number(_)) | (ParamType::Bool, Value::Bool(_)) => true,
         (ParamType::StringList, Value::Array(items)) => items.iter().all(Value::is_string),
@@ -141,11 +134,7 @@ pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::ParameterType {
-            key: key.to_string(),
-            expected: ty.describe(),
-            got: describe_value(value),
-        })
+        Err(Error::ParameterType { key: key.to_string(), expected: ty.describe(), got: describe_value(value) })
     }
 }
 
@@ -180,10 +169,7 @@ mod tests {
     #[test]
     fn rejects_unknown_and_wrong_types() {
         let e = check_param("tempurature", &json!(1)).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "unknown parameter 'tempurature'; did you mean 'temperature'?"
-        );
+        assert_eq!(e.to_string(), "unknown parameter 'tempurature'; did you mean 'temperature'?");
         let e = check_param("num_ctx", &json!("4096")).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -193,11 +179,6 @@ mod tests {
         assert!(check_param("stop", &json!("x")).is_err());
         assert!(check_param("stop", &json!([1])).is_err());
         assert!(check_param("top_k", &json!(null)).is_err());
-        assert!(
-            check_param("zzzzzzzzzz", &json!(1))
-                .unwrap_err()
-                .to_string()
-                .ends_with("'zzzzzzzzzz'")
-        );
+        assert!(check_param("zzzzzzzzzz", &json!(1)).unwrap_err().to_string().ends_with("'zzzzzzzzzz'"));
     }
 }

@@ -39,11 +39,7 @@ impl ModelFacts {
         n_head_kv: u64,
         names: impl Iterator<Item = &'a str> + Clone,
     ) -> Self {
-        let n_gqa = if n_head > 0 && n_head_kv > 0 {
-            n_head / n_head_kv
-        } else {
-            1
-        };
+        let n_gqa = if n_head > 0 && n_head_kv > 0 { n_head / n_head_kv } else { 1 };
         Self {
             arch: arch.into(),
             n_layer,
@@ -52,9 +48,7 @@ impl ModelFacts {
             has_output: names.clone().any(|n| n == "output.weight"),
             n_attention_wv: names
                 .filter(|n| {
-                    n.contains("attn_v.weight")
-                        || n.contains("attn_qkv.weight")
-                        || n.contains("attn_kv_b.weight")
+                    n.contains("attn_v.weight") || n.contains("attn_qkv.weight") || n.contains("attn_kv_b.weight")
                 })
                 .count() as u64,
         }
@@ -143,19 +137,13 @@ pub fn fallback(t: GgmlType, row_len: u64) -> GgmlType {
         return t;
     }
     let f = match t {
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::Q2_0 => {
-            GgmlType::Q4_0
-        }
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::TQ1_0 | GgmlType::TQ2_0 | GgmlType::Q2_0 => GgmlType::Q4_0,
         GgmlType::Q4_K => GgmlType::Q5_0,
         GgmlType::Q5_K => GgmlType::Q5_1,
         GgmlType::Q6_K => GgmlType::Q8_0,
         _ => GgmlType::F16,
     };
-    if row_len.is_multiple_of(f.block_elems()) {
-        f
-    } else {
-        GgmlType::F16
-    }
+    if row_len.is_multiple_of(f.block_elems()) { f } else { GgmlType::F16 }
 }
 
 /// The type chosen for a tensor.
@@ -180,12 +168,7 @@ impl Policy {
     /// A fresh pass.
     #[must_use]
     pub fn new(ftype: FileType, facts: ModelFacts) -> Self {
-        Self {
-            ftype,
-            facts,
-            i_attention_wv: 0,
-            i_ffn_down: 0,
-        }
+        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0 }
     }
 
     /// The type for the next tensor in visit order ([`sort_key`]), or `None` if it keeps its
@@ -219,9 +202,8 @@ impl Policy {
         if name == "token_embd.weight" || name == "per_layer_token_embd.weight" {
             return base;
         }
-        let is_v = name.contains("attn_qkv.weight")
-            || name.contains("attn_kv_b.weight")
-            || name.contains("attn_v.weight");
+        let is_v =
+            name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight") || name.contains("attn_v.weight");
         if is_v {
             let (i, n) = (self.i_attention_wv, f.n_attention_wv);
             let mut t = match ft {
@@ -257,11 +239,7 @@ impl Policy {
             return if f.n_expert == 8 { G::Q8_0 } else { base };
         }
         if name.contains("ffn_down") {
-            let i = if f.n_expert > 1 {
-                layer_of(name).unwrap_or(self.i_ffn_down)
-            } else {
-                self.i_ffn_down
-            };
+            let i = if f.n_expert > 1 { layer_of(name).unwrap_or(self.i_ffn_down) } else { self.i_ffn_down };
             let n = f.n_layer;
             let falcon = f.is_falcon();
             let t = match ft {
@@ -330,10 +308,7 @@ pub fn plan_types(
     let mut order: Vec<&(String, Vec<u64>, GgmlType)> = tensors.iter().collect();
     order.sort_by(|a, b| sort_key(&a.0).cmp(&sort_key(&b.0)));
     let mut p = Policy::new(ftype, facts.clone());
-    order
-        .into_iter()
-        .map(|(n, d, s)| (n.clone(), p.next(n, d).map_or(*s, |c| c.ty)))
-        .collect()
+    order.into_iter().map(|(n, d, s)| (n.clone(), p.next(n, d).map_or(*s, |c| c.ty))).collect()
 }
 
 #[cfg(test)]
@@ -343,38 +318,17 @@ mod tests {
     #[test]
     fn more_bits_tables() {
         let pick = |n: u64| (0..n).filter(|&i| use_more_bits(i, n)).collect::<Vec<_>>();
-        assert_eq!(
-            pick(32),
-            [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]
-        );
+        assert_eq!(pick(32), [0, 1, 2, 3, 6, 9, 12, 15, 18, 21, 24, 27, 28, 29, 30, 31]);
         assert_eq!(pick(24), [0, 1, 2, 5, 8, 11, 14, 17, 20, 21, 22, 23]);
-        assert_eq!(
-            pick(28),
-            [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]
-        );
+        assert_eq!(pick(28), [0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27]);
         assert_eq!(pick(8), [0, 3, 6, 7]);
     }
 
     #[test]
     fn order_puts_non_layer_first() {
-        let mut v = [
-            "blk.10.a",
-            "blk.9.b",
-            "token_embd.weight",
-            "output.weight",
-            "blk.0.z",
-        ];
+        let mut v = ["blk.10.a", "blk.9.b", "token_embd.weight", "output.weight", "blk.0.z"];
         v.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
-        assert_eq!(
-            v,
-            [
-                "output.weight",
-                "token_embd.weight",
-                "blk.0.z",
-                "blk.9.b",
-                "blk.10.a"
-            ]
-        );
+        assert_eq!(v, ["output.weight", "token_embd.weight", "blk.0.z", "blk.9.b", "blk.10.a"]);
     }
 
     #[test]

@@ -63,24 +63,17 @@ pub fn is_relative_path(key: &str) -> bool {
     !key.is_empty()
         && !key.starts_with('/')
         && !key.ends_with('/')
-        && key
-            .split('/')
-            .all(|p| !p.is_empty() && p != "." && p != "..")
+        && key.split('/').all(|p| !p.is_empty() && p != "." && p != "..")
 }
 
-fn check_files(
-    files: Option<&alloc::collections::BTreeMap<String, String>>,
-) -> Result<Vec<(String, Digest)>, Error> {
+fn check_files(files: Option<&alloc::collections::BTreeMap<String, String>>) -> Result<Vec<(String, Digest)>, Error> {
     let Some(files) = files else {
         return Ok(Vec::new());
     };
     if files.keys().any(|k| !is_relative_path(k)) {
         return Err(Error::FilePathNotRelative);
     }
-    files
-        .iter()
-        .map(|(k, d)| Ok((k.clone(), Digest::parse(d)?)))
-        .collect()
+    files.iter().map(|(k, d)| Ok((k.clone(), Digest::parse(d)?))).collect()
 }
 
 fn is_safetensors(key: &str) -> bool {
@@ -89,10 +82,7 @@ fn is_safetensors(key: &str) -> bool {
 }
 
 fn is_remote(from: &str) -> bool {
-    from.ends_with(":cloud")
-        || from
-            .rsplit_once(':')
-            .is_some_and(|(_, tag)| tag.ends_with("-cloud"))
+    from.ends_with(":cloud") || from.rsplit_once(':').is_some_and(|(_, tag)| tag.ends_with("-cloud"))
 }
 
 /// Validates a create request.
@@ -106,14 +96,8 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
     if req.draft_quantize.as_deref().is_some_and(|q| !q.is_empty()) && drafts.is_empty() {
         return Err(Error::DraftQuantizeWithoutDraft);
     }
-    let raw_name = req
-        .model
-        .as_deref()
-        .filter(|m| !m.trim().is_empty())
-        .or(req.name.as_deref());
-    let raw_name = raw_name
-        .filter(|m| !m.trim().is_empty())
-        .ok_or(Error::ModelRequired)?;
+    let raw_name = req.model.as_deref().filter(|m| !m.trim().is_empty()).or(req.name.as_deref());
+    let raw_name = raw_name.filter(|m| !m.trim().is_empty()).ok_or(Error::ModelRequired)?;
     let name = ModelName::parse(raw_name).ok_or(Error::InvalidModelName)?;
 
     if !drafts.is_empty() {
@@ -161,18 +145,10 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
     for (index, m) in messages.iter_mut().enumerate() {
         m.role = m.role.to_ascii_lowercase();
         if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
-            return Err(Error::MessageRole {
-                role: m.role.clone(),
-                index,
-            });
+            return Err(Error::MessageRole { role: m.role.clone(), index });
         }
     }
-    let quantize = match req
-        .quantize
-        .as_deref()
-        .or(req.quantization.as_deref())
-        .filter(|q| !q.is_empty())
-    {
+    let quantize = match req.quantize.as_deref().or(req.quantization.as_deref()).filter(|q| !q.is_empty()) {
         Some(q) => Some((FileType::parse_quantize(q)?, q.to_ascii_uppercase())),
         None => None,
     };
@@ -273,19 +249,13 @@ pub fn check_template(t: &str) -> Result<(), Error> {
         rest = &t[consumed..];
     }
     if let Some(open) = stack.last() {
-        return Err(template_err(
-            line_at(t.len()),
-            &format!("unexpected EOF in {open}"),
-        ));
+        return Err(template_err(line_at(t.len()), &format!("unexpected EOF in {open}")));
     }
     Ok(())
 }
 
 fn check_action<'a>(body: &'a str, stack: &mut Vec<&'a str>) -> Result<(), String> {
-    let first = body
-        .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-        .next()
-        .unwrap_or("");
+    let first = body.split(|c: char| c.is_whitespace() || c == '(' || c == ')').next().unwrap_or("");
     match first {
         "if" | "range" | "with" | "define" | "block" => stack.push(first),
         "end" => {
@@ -298,25 +268,17 @@ fn check_action<'a>(body: &'a str, stack: &mut Vec<&'a str>) -> Result<(), Strin
     }
     // Every pipeline stage that starts with a bare identifier calls a function.
     let keyword_free = match first {
-        "if" | "range" | "with" | "else" | "end" | "template" | "block" | "define" | "break"
-        | "continue" => body[first.len()..].trim_start(),
+        "if" | "range" | "with" | "else" | "end" | "template" | "block" | "define" | "break" | "continue" => {
+            body[first.len()..].trim_start()
+        }
         _ => body,
     };
     let keyword_free = keyword_free.strip_prefix("if ").unwrap_or(keyword_free);
     for stage in keyword_free.split('|') {
         let word = stage.trim().trim_start_matches('(');
-        let ident: String = word
-            .chars()
-            .take_while(|c| c.is_alphanumeric() || *c == '_')
-            .collect();
-        let is_ident = word
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_alphabetic() || c == '_');
-        if is_ident
-            && !matches!(ident.as_str(), "nil" | "true" | "false")
-            && !FUNCS.contains(&ident.as_str())
-        {
+        let ident: String = word.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        let is_ident = word.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_');
+        if is_ident && !matches!(ident.as_str(), "nil" | "true" | "false") && !FUNCS.contains(&ident.as_str()) {
             if first == "template" || first == "define" || first == "block" {
                 continue;
             }
@@ -359,57 +321,25 @@ mod tests {
         assert_eq!(err(r#"{"from":"x"}"#), "model is required");
         assert_eq!(err(r#"{"model":"  ","from":"x"}"#), "model is required");
         for bad in ["../x", "a/b/c/d", "m:", "a b", &"x".repeat(81)] {
-            assert_eq!(
-                err(&format!(r#"{{"model":"{bad}","from":"x"}}"#)),
-                "invalid model name",
-                "{bad}"
-            );
+            assert_eq!(err(&format!(r#"{{"model":"{bad}","from":"x"}}"#)), "invalid model name", "{bad}");
         }
         assert_eq!(err(r#"{"model":"m","from":"../x"}"#), "invalid model name");
-        assert_eq!(
-            err(r#"{"model":"m"}"#),
-            "neither 'from' or 'files' was specified"
-        );
+        assert_eq!(err(r#"{"model":"m"}"#), "neither 'from' or 'files' was specified");
         assert_eq!(err(r#"{"model":"m","files":{}}"#), "unknown type");
-        assert_eq!(
-            err(&format!(r#"{{"model":"m","files":{{"/abs.gguf":"{d}"}}}}"#)),
-            "file path must be relative"
-        );
-        assert_eq!(
-            err(&format!(
-                r#"{{"model":"m","files":{{"a/../b.gguf":"{d}"}}}}"#
-            )),
-            "file path must be relative"
-        );
-        assert_eq!(
-            err(r#"{"model":"m","files":{"a.gguf":""}}"#),
-            "invalid digest format"
-        );
-        assert_eq!(
-            err(r#"{"model":"m","files":{"a.gguf":"sha256:zz"}}"#),
-            "invalid digest format"
-        );
+        assert_eq!(err(&format!(r#"{{"model":"m","files":{{"/abs.gguf":"{d}"}}}}"#)), "file path must be relative");
+        assert_eq!(err(&format!(r#"{{"model":"m","files":{{"a/../b.gguf":"{d}"}}}}"#)), "file path must be relative");
+        assert_eq!(err(r#"{"model":"m","files":{"a.gguf":""}}"#), "invalid digest format");
+        assert_eq!(err(r#"{"model":"m","files":{"a.gguf":"sha256:zz"}}"#), "invalid digest format");
         assert!(
-            err(&format!(
-                r#"{{"model":"m","files":{{"model.safetensors":"{d}"}}}}"#
-            ))
-            .starts_with("safetensors import")
+            err(&format!(r#"{{"model":"m","files":{{"model.safetensors":"{d}"}}}}"#)).starts_with("safetensors import")
         );
         assert_eq!(
             err(r#"{"model":"m","from":"x","parameters":{"temprature":1}}"#),
             "unknown parameter 'temprature'; did you mean 'temperature'?"
         );
-        assert!(
-            err(r#"{"model":"m","from":"x","parameters":{"top_k":"ten"}}"#).contains("'top_k'")
-        );
-        assert!(
-            err(r#"{"model":"m","from":"x","messages":[{"role":"robot","content":"x"}]}"#)
-                .contains("'robot'")
-        );
-        assert!(
-            err(r#"{"model":"m","from":"x","quantize":"q9_9"}"#)
-                .starts_with("unsupported quantization type Q9_9")
-        );
+        assert!(err(r#"{"model":"m","from":"x","parameters":{"top_k":"ten"}}"#).contains("'top_k'"));
+        assert!(err(r#"{"model":"m","from":"x","messages":[{"role":"robot","content":"x"}]}"#).contains("'robot'"));
+        assert!(err(r#"{"model":"m","from":"x","quantize":"q9_9"}"#).starts_with("unsupported quantization type Q9_9"));
         assert!(err(r#"{"model":"m","from":"gpt-oss:20b-cloud"}"#).starts_with("remote models"));
         assert_eq!(
             err(r#"{"model":"m","from":"x","draft_quantize":"q8_0"}"#),

@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Measure quantizer throughput and end-to-end creates.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Which quantizer runs.
@@ -50,10 +52,8 @@ pub struct ServeArgs {
 }
 
 fn default_models() -> PathBuf {
-    std::env::var_os("HOME").map_or_else(
-        || PathBuf::from(".ollama/models"),
-        |h| PathBuf::from(h).join(".ollama/models"),
-    )
+    std::env::var_os("HOME")
+        .map_or_else(|| PathBuf::from(".ollama/models"), |h| PathBuf::from(h).join(".ollama/models"))
 }
 
 /// Parses `OLLAMA_HOST` the way Ollama does: optional scheme, default port 11434 (80/443 with an
@@ -72,11 +72,7 @@ pub fn parse_host(raw: &str) -> std::io::Result<SocketAddr> {
     let host_port = if rest.is_empty() {
         format!("127.0.0.1:{default_port}")
     } else if rest.starts_with('[') {
-        if rest.contains("]:") {
-            rest.to_string()
-        } else {
-            format!("{rest}:{default_port}")
-        }
+        if rest.contains("]:") { rest.to_string() } else { format!("{rest}:{default_port}") }
     } else if rest.matches(':').count() > 1 {
         format!("[{rest}]:{default_port}")
     } else if let Some((h, p)) = rest.rsplit_once(':') {
@@ -84,12 +80,10 @@ pub fn parse_host(raw: &str) -> std::io::Result<SocketAddr> {
     } else {
         format!("{rest}:{default_port}")
     };
-    host_port.to_socket_addrs()?.next().ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("no address for {raw}"),
-        )
-    })
+    host_port
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no address for {raw}")))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! streamed back through [`http::ndjson`].
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod create;
 pub mod gguf;
@@ -23,13 +24,12 @@ use tracing_subscriber::EnvFilter;
 #[must_use]
 pub fn run(cli: config::Cli) -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
         config::Command::Serve(args) => serve(args),
+        config::Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -42,9 +42,7 @@ pub fn run(cli: config::Cli) -> ExitCode {
 }
 
 fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
         let store = store::Store::open(&args.models)?;
@@ -55,9 +53,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
         // Tests and scripts read this line to learn the port when they bind port 0.
         println!("kiln listening on {local}");
         let app = http::app(state);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
         Ok(())
     })
 }
@@ -66,9 +62,7 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
             return ctrl_c.await.unwrap_or(());
         };
         tokio::select! {

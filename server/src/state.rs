@@ -22,9 +22,7 @@ impl AppState {
     /// # Errors
     /// When no thread pool can be built.
     pub fn new(store: Store, args: &ServeArgs) -> std::io::Result<Self> {
-        let threads = args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("kiln-quantize-{i}"))

@@ -5,25 +5,18 @@
 use std::path::PathBuf;
 
 use kiln_core::ggml_type::GgmlType;
-use kiln_server::kernels;
+use kiln_server::kernels::{self, Path};
 use sha2::{Digest, Sha256};
 
 fn vectors() -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/quant");
-    assert!(
-        p.is_dir(),
-        "shared/ must sit beside the repository: {}",
-        p.display()
-    );
+    assert!(p.is_dir(), "shared/ must sit beside the repository: {}", p.display());
     p
 }
 
 fn input() -> Vec<f32> {
     let bytes = std::fs::read(vectors().join("input.f32")).unwrap();
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 fn case_of(row: usize) -> String {
@@ -43,43 +36,35 @@ fn vectors_arrived_intact() {
     let sums = std::fs::read_to_string(vectors().join("SHA256SUMS")).unwrap();
     for line in sums.lines() {
         let (hash, name) = line.split_once("  ").unwrap();
-        let got: String = Sha256::digest(std::fs::read(vectors().join(name)).unwrap())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let got: String =
+            Sha256::digest(std::fs::read(vectors().join(name)).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(got, hash, "{name}");
     }
 }
 
 fn check(ty: GgmlType, file: &str) {
+    for path in [Path::Reference, Path::Fast] {
+        check_path(ty, file, path);
+    }
+}
+
+fn check_path(ty: GgmlType, file: &str, path: Path) {
     let x = input();
     let want = std::fs::read(vectors().join(file)).unwrap();
     let row_bytes = ty.bytes_for(256).unwrap() as usize;
     assert_eq!(want.len(), 512 * row_bytes);
     let mut got = vec![0u8; want.len()];
-    kernels::quantize(ty, &x, &mut got).unwrap();
+    kernels::quantize_with(ty, &x, &mut got, path).unwrap();
     let mut bad = Vec::new();
     for row in 0..512 {
-        let (g, w) = (
-            &got[row * row_bytes..][..row_bytes],
-            &want[row * row_bytes..][..row_bytes],
-        );
+        let (g, w) = (&got[row * row_bytes..][..row_bytes], &want[row * row_bytes..][..row_bytes]);
         if g != w {
             let byte = g.iter().zip(w).position(|(a, b)| a != b).unwrap();
             let block = byte / ty.block_bytes() as usize;
-            bad.push(format!(
-                "row {row} ({}) block {block} byte {byte}",
-                case_of(row)
-            ));
+            bad.push(format!("row {row} ({}) block {block} byte {byte}", case_of(row)));
         }
     }
-    assert!(
-        bad.is_empty(),
-        "{}: {} of 512 rows differ, first: {:?}",
-        ty.name(),
-        bad.len(),
-        &bad[..bad.len().min(5)]
-    );
+    assert!(bad.is_empty(), "{}: {} of 512 rows differ, first: {:?}", ty.name(), bad.len(), &bad[..bad.len().min(5)]);
 }
 
 #[test]
@@ -136,4 +121,71 @@ fn shape_errors_are_typed() {
     let mut out = vec![0u8; 10];
     assert!(kernels::quantize(GgmlType::Q4_K, &[0.0; 100], &mut out).is_err());
     assert!(kernels::quantize(GgmlType::IQ2_XXS, &[0.0; 256], &mut out).is_err());
+}
+
+/// Rows that stress the search: Gaussian at many scales, outliers, ties on a grid, constants,
+/// zeros, tiny and huge magnitudes, signs, subnormals.
+fn random_rows(seed: u64, rows: usize) -> Vec<f32> {
+    let mut s = seed;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let mut out = Vec::with_capacity(rows * 256);
+    for r in 0..rows {
+        let kind = next() % 10;
+        let scale = [1e-30f32, 1e-8, 1e-3, 0.02, 1.0, 300.0, 1e6, 1e-40, 7.0, 0.5][(next() % 10) as usize];
+        for i in 0..256 {
+            let u = (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            let g = (0..4).map(|_| (next() >> 40) as f32 / (1u64 << 24) as f32 - 0.5).sum::<f32>();
+            let v = match kind {
+                0 => g * scale,
+                1 => {
+                    if next() % 97 == 0 {
+                        g * scale * 40.0
+                    } else {
+                        g * scale
+                    }
+                }
+                2 => (u * 16.0).round() / 8.0,
+                3 => {
+                    if i % 32 < 16 {
+                        0.0
+                    } else {
+                        g
+                    }
+                }
+                4 => scale,
+                5 => -scale,
+                6 => g.abs() * scale,
+                7 => {
+                    if r % 2 == 0 {
+                        0.0
+                    } else {
+                        -g.abs() * scale
+                    }
+                }
+                8 => f32::from_bits((next() as u32) & 0x807F_FFFF),
+                _ => u * scale * if i % 7 == 0 { 10.0 } else { 1.0 },
+            };
+            out.push(v);
+        }
+    }
+    out
+}
+
+#[test]
+fn fast_paths_equal_the_reference_on_random_rows() {
+    let x = random_rows(0x5EED_1234_ABCD_0001, 2048);
+    for ty in kernels::SUPPORTED {
+        let n = ty.bytes_for(x.len() as u64).unwrap() as usize;
+        let (mut fast, mut reference) = (vec![0u8; n], vec![0u8; n]);
+        kernels::quantize_with(ty, &x, &mut fast, Path::Fast).unwrap();
+        kernels::quantize_with(ty, &x, &mut reference, Path::Reference).unwrap();
+        let row = ty.bytes_for(256).unwrap() as usize;
+        let bad: Vec<usize> = (0..2048).filter(|r| fast[r * row..][..row] != reference[r * row..][..row]).collect();
+        assert!(bad.is_empty(), "{}: {} rows differ, first {:?}", ty.name(), bad.len(), &bad[..bad.len().min(5)]);
+    }
 }

@@ -28,11 +28,7 @@ pub fn kiln_bin() -> PathBuf {
 /// The shared fixtures folder (`../shared` beside the repository).
 pub fn shared() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared");
-    assert!(
-        p.is_dir(),
-        "shared/ must sit beside the repository: {}",
-        p.display()
-    );
+    assert!(p.is_dir(), "shared/ must sit beside the repository: {}", p.display());
     p
 }
 
@@ -48,10 +44,7 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// Lowercase hex SHA-256.
 pub fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A running server with its own store.
@@ -73,24 +66,17 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn error(&self) -> String {
-        self.json()["error"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no error in {:?}", self.body))
-            .to_string()
+        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error in {:?}", self.body)).to_string()
     }
 
     /// NDJSON lines parsed.
     pub fn lines(&self) -> Vec<Value> {
         assert!(!self.body.contains("\n\n"), "blank line in stream");
-        self.body
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}")))
-            .collect()
+        self.body.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"))).collect()
     }
 
     /// The `status` of each NDJSON line (or `error: …`).
@@ -127,22 +113,11 @@ impl TestServer {
             .spawn()
             .expect("spawn kiln");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read address");
-        let addr = line
-            .trim()
-            .strip_prefix("kiln listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(300))
-            .build();
-        Self {
-            child,
-            url: format!("http://{addr}"),
-            models,
-            agent,
-        }
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
+        let addr =
+            line.trim().strip_prefix("kiln listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(300)).build();
+        Self { child, url: format!("http://{addr}"), models, agent }
     }
 
     /// Stops the server and hands back its store.
@@ -163,11 +138,7 @@ impl TestServer {
         let content_type = resp.header("content-type").unwrap_or("").to_string();
         let mut body = String::new();
         resp.into_reader().read_to_string(&mut body).expect("body");
-        Resp {
-            status,
-            body,
-            content_type,
-        }
+        Resp { status, body, content_type }
     }
 
     pub fn request(&self, method: &str, path: &str, body: Option<&[u8]>) -> Resp {
@@ -198,12 +169,7 @@ impl TestServer {
     pub fn upload(&self, bytes: &[u8]) -> String {
         let d = digest(bytes);
         let r = self.post_raw(&format!("/api/blobs/{d}"), bytes);
-        assert!(
-            r.status == 201 || r.status == 200,
-            "upload: {} {}",
-            r.status,
-            r.body
-        );
+        assert!(r.status == 201 || r.status == 200, "upload: {} {}", r.status, r.body);
         d
     }
 
@@ -223,20 +189,12 @@ impl TestServer {
 
     pub fn manifest(&self, host_ns_model_tag: &str) -> Value {
         let p = self.models.path().join("manifests").join(host_ns_model_tag);
-        serde_json::from_slice(
-            &std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())),
-        )
-        .expect("manifest json")
+        serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+            .expect("manifest json")
     }
 
     pub fn blob(&self, digest: &str) -> Vec<u8> {
-        std::fs::read(
-            self.models
-                .path()
-                .join("blobs")
-                .join(digest.replace(':', "-")),
-        )
-        .expect("blob")
+        std::fs::read(self.models.path().join("blobs").join(digest.replace(':', "-"))).expect("blob")
     }
 }
 

@@ -18,10 +18,7 @@ use crate::store::blobs::finish;
 ///
 /// # Errors
 /// 400 for a malformed digest, 404 when absent.
-pub async fn head(
-    State(state): State<AppState>,
-    Path(digest): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> Result<StatusCode, ApiError> {
     let d = Digest::parse(&digest)?;
     if state.store.has_blob(&d) {
         Ok(StatusCode::OK)
@@ -59,9 +56,7 @@ pub async fn upload(
     drop(file);
     let got = finish(hasher);
     if got != expected {
-        return Err(ApiError::bad_request(format!(
-            "digest mismatch, expected \"{digest}\", got \"{got}\""
-        )));
+        return Err(ApiError::bad_request(format!("digest mismatch, expected \"{digest}\", got \"{got}\"")));
     }
     let store2 = store.clone();
     tokio::task::spawn_blocking(move || store2.publish_blob(tmp, &got))

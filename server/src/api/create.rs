@@ -13,9 +13,7 @@ use crate::state::AppState;
 
 /// `POST /api/create`.
 pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
-    let plan = match extract::json::<CreateRequest>(&body)
-        .and_then(|r| validate_create(&r).map_err(Into::into))
-    {
+    let plan = match extract::json::<CreateRequest>(&body).and_then(|r| validate_create(&r).map_err(Into::into)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

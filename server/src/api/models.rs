@@ -8,9 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kiln_core::gguf::{Array, Header, Value as GValue};
-use kiln_core::request::{
-    CopyRequest, DeleteRequest, ListModel, ListResponse, Message, ModelDetails, ShowRequest,
-};
+use kiln_core::request::{CopyRequest, DeleteRequest, ListModel, ListResponse, Message, ModelDetails, ShowRequest};
 use kiln_core::{Error, ModelName};
 use serde_json::{Map, Value, json};
 
@@ -25,12 +23,8 @@ use crate::state::AppState;
 use crate::store::Store;
 use crate::store::manifests::StoredManifest;
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
 }
 
 fn details(store: &Store, m: &StoredManifest) -> ModelDetails {
@@ -39,12 +33,7 @@ fn details(store: &Store, m: &StoredManifest) -> ModelDetails {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    let parent = m
-        .manifest
-        .layers
-        .iter()
-        .find(|l| l.media_type == media::MODEL)
-        .map(|l| l.from.clone());
+    let parent = m.manifest.layers.iter().find(|l| l.media_type == media::MODEL).map(|l| l.from.clone());
     ModelDetails {
         parent_model: parent.unwrap_or_default(),
         format: cfg.model_format,
@@ -66,11 +55,7 @@ pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, A
     let models = blocking(move || {
         let mut all = store.all_manifests();
         all.sort_by_key(|m| {
-            std::cmp::Reverse(
-                m.modified
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs()),
-            )
+            std::cmp::Reverse(m.modified.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()))
         });
         all.iter()
             .map(|m| ListModel {
@@ -88,20 +73,14 @@ pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, A
 }
 
 fn parse_name(raw: Option<&str>) -> Result<ModelName, ApiError> {
-    let raw = raw
-        .filter(|s| !s.trim().is_empty())
-        .ok_or(Error::ModelRequired)?;
+    let raw = raw.filter(|s| !s.trim().is_empty()).ok_or(Error::ModelRequired)?;
     ModelName::parse(raw).ok_or_else(|| Error::InvalidModelName.into())
 }
 
 fn gguf_to_json(v: &GValue, verbose: bool) -> Value {
     fn f32_json(f: f32) -> Value {
         // Go encodes float32 with float32's shortest digits.
-        f.to_string()
-            .parse::<f64>()
-            .ok()
-            .and_then(serde_json::Number::from_f64)
-            .map_or(Value::Null, Value::Number)
+        f.to_string().parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or(Value::Null, Value::Number)
     }
     fn text(b: &[u8]) -> Value {
         Value::String(String::from_utf8_lossy(b).into_owned())
@@ -164,11 +143,7 @@ fn go_value(v: &Value) -> String {
 /// Ollama's Modelfile quoting.
 fn quote(s: &str) -> String {
     if s.contains('\n') || s.starts_with(' ') || s.ends_with(' ') {
-        if s.contains('"') {
-            format!("\"\"\"{s}\"\"\"")
-        } else {
-            format!("\"{s}\"")
-        }
+        if s.contains('"') { format!("\"\"\"{s}\"\"\"") } else { format!("\"{s}\"") }
     } else {
         s.to_string()
     }
@@ -181,12 +156,7 @@ fn quote(s: &str) -> String {
 #[allow(clippy::too_many_lines)]
 pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: ShowRequest = extract::json(&body)?;
-    let name = parse_name(
-        req.model
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .or(req.name.as_deref()),
-    )?;
+    let name = parse_name(req.model.as_deref().filter(|m| !m.is_empty()).or(req.name.as_deref()))?;
     let verbose = req.verbose.unwrap_or(false);
     let store = state.store.clone();
     blocking(move || {
@@ -307,10 +277,8 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
 /// 400 for bad names, 404 for an unknown source.
 pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
     let req: CopyRequest = extract::json(&body)?;
-    let src =
-        ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
-    let dst = ModelName::parse(&req.destination)
-        .ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
+    let src = ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
+    let dst = ModelName::parse(&req.destination).ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
     let store = state.store.clone();
     blocking(move || {
         let src = store.resolve(&src);
@@ -333,11 +301,7 @@ pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCo
 /// 400 for a bad name, 404 for an unknown model.
 pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
     let req: DeleteRequest = extract::json(&body)?;
-    let raw = req
-        .model
-        .filter(|m| !m.trim().is_empty())
-        .or(req.name)
-        .unwrap_or_default();
+    let raw = req.model.filter(|m| !m.trim().is_empty()).or(req.name).unwrap_or_default();
     if raw.trim().is_empty() {
         return Err(Error::ModelRequired.into());
     }
@@ -345,9 +309,7 @@ pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<Status
     let store = state.store.clone();
     blocking(move || {
         let name = store.resolve(&name);
-        let m = store
-            .read_manifest(&name)?
-            .ok_or_else(|| ApiError::not_found(format!("model '{raw}' not found")))?;
+        let m = store.read_manifest(&name)?.ok_or_else(|| ApiError::not_found(format!("model '{raw}' not found")))?;
         store.delete_manifest(&m)?;
         Ok(StatusCode::OK)
     })

@@ -60,18 +60,10 @@ pub fn human_number(n: u64) -> String {
     let f = n as f64;
     if n >= 1_000_000_000 {
         let x = f / 1e9;
-        if x == x.floor() {
-            format!("{x:.0}B")
-        } else {
-            format!("{x:.1}B")
-        }
+        if x == x.floor() { format!("{x:.0}B") } else { format!("{x:.1}B") }
     } else if n >= 1_000_000 {
         let x = f / 1e6;
-        if x == x.floor() {
-            format!("{x:.0}M")
-        } else {
-            format!("{x:.2}M")
-        }
+        if x == x.floor() { format!("{x:.0}M") } else { format!("{x:.2}M") }
     } else if n >= 1_000 {
         format!("{:.0}K", f / 1e3)
     } else {

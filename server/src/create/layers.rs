@@ -36,17 +36,14 @@ pub fn encode_messages(messages: &[Message]) -> Vec<u8> {
             out.push(',');
         }
         let mut o = ObjectWriter::new(&mut out);
-        o.str("role", &m.role)
-            .str("content", &m.content)
-            .str_opt("thinking", m.thinking.as_deref());
+        o.str("role", &m.role).str("content", &m.content).str_opt("thinking", m.thinking.as_deref());
         if let Some(images) = m.images.as_ref().filter(|v| !v.is_empty()) {
             o.str_list("images", Some(images));
         }
         if let Some(calls) = m.tool_calls.as_ref().filter(|v| !v.is_empty()) {
             o.value("tool_calls", &Value::Array(calls.clone()));
         }
-        o.str_opt("tool_name", m.tool_name.as_deref())
-            .str_opt("tool_call_id", m.tool_call_id.as_deref());
+        o.str_opt("tool_name", m.tool_name.as_deref()).str_opt("tool_call_id", m.tool_call_id.as_deref());
         o.finish();
     }
     out.push_str("]\n");
@@ -74,41 +71,23 @@ mod tests {
 
     #[test]
     fn spec_vectors() {
-        assert_eq!(
-            hex(b"{{ .Prompt }}"),
-            "b507b9c2f6ca642bffcd06665ea7c91f235fd32daeefdf875a0f938db05fb315"
-        );
-        assert_eq!(
-            hex(b"MIT"),
-            "e5dcffe836b6ec8a58e492419b550e65fb8cbdc308503979e5dacb33ac7ea3b7"
-        );
+        assert_eq!(hex(b"{{ .Prompt }}"), "b507b9c2f6ca642bffcd06665ea7c91f235fd32daeefdf875a0f938db05fb315");
+        assert_eq!(hex(b"MIT"), "e5dcffe836b6ec8a58e492419b550e65fb8cbdc308503979e5dacb33ac7ea3b7");
         let p: Map<String, Value> =
-            serde_json::from_str(r#"{"stop":["USER:","ASSISTANT:"],"temperature":1,"top_k":10}"#)
-                .unwrap();
-        assert_eq!(
-            hex(&merge_params(None, &p)),
-            "1d0ad71299d48c2fb7ae2b98e683643e771f8a5b72be34942af90d97a91c1e37"
-        );
-        let newer: Map<String, Value> =
-            serde_json::from_str(r#"{"temperature":0.6,"top_p":0.7}"#).unwrap();
+            serde_json::from_str(r#"{"stop":["USER:","ASSISTANT:"],"temperature":1,"top_k":10}"#).unwrap();
+        assert_eq!(hex(&merge_params(None, &p)), "1d0ad71299d48c2fb7ae2b98e683643e771f8a5b72be34942af90d97a91c1e37");
+        let newer: Map<String, Value> = serde_json::from_str(r#"{"temperature":0.6,"top_p":0.7}"#).unwrap();
         assert_eq!(
             hex(&merge_params(Some(p), &newer)),
             "e29a7b3c47287a2489c895d21fe413c20f859a85d20e749492f52a838e36e1ba"
         );
         let phi: Map<String, Value> =
-            serde_json::from_str(r#"{"stop":["<|end|>","<|system|>","<|user|>","<|assistant|>"]}"#)
-                .unwrap();
-        assert_eq!(
-            hex(&merge_params(None, &phi)),
-            "0d79f567714c62c048378f2107fb332dabee0135d080c302d884317da9433cc5"
-        );
+            serde_json::from_str(r#"{"stop":["<|end|>","<|system|>","<|user|>","<|assistant|>"]}"#).unwrap();
+        assert_eq!(hex(&merge_params(None, &phi)), "0d79f567714c62c048378f2107fb332dabee0135d080c302d884317da9433cc5");
         let msgs: Vec<Message> = serde_json::from_str(
             r#"[{"role":"assistant","content":"What is my purpose?"},{"role":"user","content":"You run tests."},{"role":"assistant","content":"Oh, my god."}]"#,
         )
         .unwrap();
-        assert_eq!(
-            hex(&encode_messages(&msgs)),
-            "298baeaf6928a60cf666d88d64a1ba606feb43a2865687c39e40652e407bffc4"
-        );
+        assert_eq!(hex(&encode_messages(&msgs)), "298baeaf6928a60cf666d88d64a1ba606feb43a2865687c39e40652e407bffc4");
     }
 }

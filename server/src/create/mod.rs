@@ -56,9 +56,7 @@ impl<E: Into<ApiError>> From<E> for Fail {
 
 /// Runs blocking filesystem work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Fail> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Fail::Api(ApiError::internal(e.to_string())))
+    tokio::task::spawn_blocking(f).await.map_err(|e| Fail::Api(ApiError::internal(e.to_string())))
 }
 
 /// A layer of the new manifest and the status line it reports.
@@ -80,9 +78,7 @@ pub async fn run(state: AppState, plan: CreatePlan, events: Events) {
 async fn parse_header(store: &Arc<Store>, d: &Digest) -> Result<Arc<Header>, Fail> {
     let path = store.blob_path(d);
     let header = blocking(move || read::read_header(&path)).await?;
-    header
-        .map(Arc::new)
-        .map_err(|e| Fail::Api(ApiError::bad_request(e.to_string())))
+    header.map(Arc::new).map_err(|e| Fail::Api(ApiError::bad_request(e.to_string())))
 }
 
 /// Checks an uploaded blob is a GGUF file and reads its header.
@@ -92,9 +88,7 @@ async fn import_gguf(store: &Arc<Store>, key: &str, d: &Digest) -> Result<Arc<He
     }
     let path = store.blob_path(d);
     if !blocking(move || read::is_gguf(&path)).await?? {
-        return Err(
-            ApiError::bad_request(format!("supplied file was not in GGUF format: {key}")).into(),
-        );
+        return Err(ApiError::bad_request(format!("supplied file was not in GGUF format: {key}")).into());
     }
     parse_header(store, d).await.map_err(|e| match e {
         Fail::Api(e) => Fail::Api(ApiError::bad_request(format!("{key}: {}", e.message))),
@@ -113,21 +107,14 @@ fn classify(h: &Header) -> &'static str {
 }
 
 fn read_json<T: serde::de::DeserializeOwned + Default>(store: &Store, d: &Digest) -> T {
-    store
-        .read_small_blob(d, MAX_TEXT_LAYER)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default()
+    store.read_small_blob(d, MAX_TEXT_LAYER).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
 async fn write_layer(store: &Arc<Store>, media_type: &str, bytes: Vec<u8>) -> Result<Staged, Fail> {
     let s = store.clone();
     let size = bytes.len() as u64;
     let (d, published) = blocking(move || s.write_blob(&bytes)).await??;
-    Ok(Staged {
-        layer: Layer::new(media_type, &d, size),
-        status: published.status(&d),
-    })
+    Ok(Staged { layer: Layer::new(media_type, &d, size), status: published.status(&d) })
 }
 
 /// A quantization the create will run.
@@ -208,10 +195,7 @@ async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Res
 async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Result<(), Fail> {
     let store = state.store.clone();
     let name = store.resolve(&plan.name);
-    let old = store
-        .read_manifest(&name)
-        .map_err(Into::<ApiError>::into)?
-        .map(|m| m.manifest);
+    let old = store.read_manifest(&name).map_err(Into::<ApiError>::into)?.map(|m| m.manifest);
     let mut pin = store.pin([]);
     let mut staged: Vec<Staged> = Vec::new();
     let mut headers: HashMap<Digest, Arc<Header>> = HashMap::new();
@@ -240,10 +224,7 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
             for l in &stored.manifest.layers {
                 let mut layer = l.clone();
                 layer.from = src.short();
-                staged.push(Staged {
-                    status: format!("using existing layer {}", layer.digest),
-                    layer,
-                });
+                staged.push(Staged { status: format!("using existing layer {}", layer.digest), layer });
             }
             base = read_json(&store, &stored.manifest.config.digest());
         }
@@ -265,10 +246,7 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
         let header = import_gguf(&store, key, d).await?;
         pin.add(d.clone());
         let size = store.blob_size(d)?;
-        staged.push(Staged {
-            layer: Layer::new(media::ADAPTER, d, size),
-            status: format!("using existing layer {d}"),
-        });
+        staged.push(Staged { layer: Layer::new(media::ADAPTER, d, size), status: format!("using existing layer {d}") });
         headers.insert(d.clone(), header);
     }
     for s in staged.iter().filter(|s| s.layer.media_type == media::MODEL) {
@@ -300,9 +278,7 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     // 3. Text and JSON layers: template, system (replace), licenses (append), params (merge),
     //    messages (replace).
     if let Some(t) = &plan.template {
-        staged.retain(|s| {
-            s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT
-        });
+        staged.retain(|s| s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT);
         staged.push(write_layer(&store, media::TEMPLATE, t.clone().into_bytes()).await?);
     }
     if let Some(sys) = &plan.system {
@@ -313,30 +289,14 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
         staged.push(write_layer(&store, media::LICENSE, license.clone().into_bytes()).await?);
     }
     if let Some(params) = &plan.parameters {
-        let inherited: Option<Map<String, Value>> = staged
-            .iter()
-            .find(|s| s.layer.media_type == media::PARAMS)
-            .map(|s| read_json(&store, &s.layer.digest()));
+        let inherited: Option<Map<String, Value>> =
+            staged.iter().find(|s| s.layer.media_type == media::PARAMS).map(|s| read_json(&store, &s.layer.digest()));
         staged.retain(|s| s.layer.media_type != media::PARAMS);
-        staged.push(
-            write_layer(
-                &store,
-                media::PARAMS,
-                layers::merge_params(inherited, params),
-            )
-            .await?,
-        );
+        staged.push(write_layer(&store, media::PARAMS, layers::merge_params(inherited, params)).await?);
     }
     if !plan.messages.is_empty() {
         staged.retain(|s| s.layer.media_type != media::MESSAGES);
-        staged.push(
-            write_layer(
-                &store,
-                media::MESSAGES,
-                layers::encode_messages(&plan.messages),
-            )
-            .await?,
-        );
+        staged.push(write_layer(&store, media::MESSAGES, layers::encode_messages(&plan.messages)).await?);
     }
     for s in &staged {
         pin.add(s.layer.digest());
@@ -351,19 +311,11 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     let family = |h: &Header| h.architecture().unwrap_or("unknown").to_string();
     let first = model_headers.first();
     let config = ConfigFile {
-        model_format: if base.model_format.is_empty() {
-            "gguf".into()
-        } else {
-            base.model_format.clone()
-        },
+        model_format: if base.model_format.is_empty() { "gguf".into() } else { base.model_format.clone() },
         model_family: first.map_or_else(|| "unknown".into(), |h| family(h)),
-        model_families: (!model_headers.is_empty())
-            .then(|| model_headers.iter().map(|h| family(h)).collect()),
+        model_families: (!model_headers.is_empty()).then(|| model_headers.iter().map(|h| family(h)).collect()),
         model_type: human_number(first.map_or(0, |h| h.parameter_count())),
-        file_type: first
-            .and_then(|h| h.file_type())
-            .map_or("unknown", file_type::file_type_name)
-            .to_string(),
+        file_type: first.and_then(|h| h.file_type()).map_or("unknown", file_type::file_type_name).to_string(),
         renderer: plan.renderer.clone().unwrap_or(base.renderer),
         parser: plan.parser.clone().unwrap_or(base.parser),
         requires: plan.requires.clone().unwrap_or(base.requires),

@@ -12,9 +12,7 @@ pub struct FileSource<R: Read>(pub R);
 
 impl<R: Read> Source for FileSource<R> {
     fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), GgufError> {
-        self.0
-            .read_exact(buf)
-            .map_err(|e| GgufError::Io(e.to_string()))
+        self.0.read_exact(buf).map_err(|e| GgufError::Io(e.to_string()))
     }
 }
 
@@ -42,9 +40,6 @@ pub fn is_gguf(path: &Path) -> std::io::Result<bool> {
 /// A [`GgufError`] (I/O failures as [`GgufError::Io`]).
 pub fn read_header(path: &Path) -> Result<Header, GgufError> {
     let f = File::open(path).map_err(|e| GgufError::Io(e.to_string()))?;
-    let len = f
-        .metadata()
-        .map_err(|e| GgufError::Io(e.to_string()))?
-        .len();
+    let len = f.metadata().map_err(|e| GgufError::Io(e.to_string()))?.len();
     gguf::parse(&mut FileSource(BufReader::with_capacity(1 << 20, f)), len)
 }

@@ -18,28 +18,19 @@ pub struct ApiError {
 impl ApiError {
     /// 400 with a message.
     pub fn bad_request(m: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: m.into(),
-        }
+        Self { status: StatusCode::BAD_REQUEST, message: m.into() }
     }
 
     /// 404 with a message.
     pub fn not_found(m: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::NOT_FOUND,
-            message: m.into(),
-        }
+        Self { status: StatusCode::NOT_FOUND, message: m.into() }
     }
 
     /// 500 with a message (logged).
     pub fn internal(m: impl Into<String>) -> Self {
         let message = m.into();
         tracing::error!("internal error: {message}");
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message,
-        }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message }
     }
 
     /// `{"error":"…"}` as bytes.
@@ -61,10 +52,7 @@ impl std::fmt::Display for ApiError {
 impl From<kiln_core::Error> for ApiError {
     fn from(e: kiln_core::Error) -> Self {
         let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-        Self {
-            status,
-            message: e.to_string(),
-        }
+        Self { status, message: e.to_string() }
     }
 }
 
@@ -91,11 +79,6 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            self.body(),
-        )
-            .into_response()
+        (self.status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], self.body()).into_response()
     }
 }

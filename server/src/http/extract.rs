@@ -14,6 +14,5 @@ pub fn json<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(kiln_core::Error::MissingBody.into());
     }
-    serde_json::from_slice(body)
-        .map_err(|e| kiln_core::Error::BadJson(format!("invalid JSON body: {e}")).into())
+    serde_json::from_slice(body).map_err(|e| kiln_core::Error::BadJson(format!("invalid JSON body: {e}")).into())
 }

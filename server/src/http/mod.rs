@@ -20,17 +20,11 @@ pub const JSON_BODY_LIMIT: usize = 64 << 20;
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     let blobs = Router::new()
-        .route(
-            "/api/blobs/{digest}",
-            head(api::blobs::head).post(api::blobs::upload),
-        )
+        .route("/api/blobs/{digest}", head(api::blobs::head).post(api::blobs::upload))
         .layer(DefaultBodyLimit::disable());
     Router::new()
         .route("/", get(api::version::root).head(api::version::root))
-        .route(
-            "/api/version",
-            get(api::version::version).head(api::version::version),
-        )
+        .route("/api/version", get(api::version::version).head(api::version::version))
         .route("/api/create", post(api::create::create))
         .route("/api/tags", get(api::models::tags).head(api::models::tags))
         .route("/api/show", post(api::models::show))

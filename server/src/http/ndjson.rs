@@ -95,11 +95,7 @@ pub async fn respond(mut rx: mpsc::Receiver<Msg>, stream: bool) -> Response {
                 Msg::Failed(e) => return e.into_response(),
             }
         }
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            line(&last),
-        )
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], line(&last))
             .into_response();
     }
     let rest = tokio_stream_from(rx).map(|m| {
@@ -109,12 +105,7 @@ pub async fn respond(mut rx: mpsc::Receiver<Msg>, stream: bool) -> Response {
         })
     });
     let body = futures_util::stream::once(async move { Ok(line(&first)) }).chain(rest);
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(body),
-    )
-        .into_response()
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
 }
 
 fn tokio_stream_from(mut rx: mpsc::Receiver<Msg>) -> impl futures_util::Stream<Item = Msg> {

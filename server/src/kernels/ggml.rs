@@ -18,11 +18,7 @@ pub fn nearest_int(v: f32) -> i32 {
 /// `i32::MIN` ("integer indefinite") for NaN and out-of-range values. Rust's `as` saturates.
 #[inline(always)]
 pub fn cvt(v: f32) -> i32 {
-    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) {
-        i32::MIN
-    } else {
-        v as i32
-    }
+    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) { i32::MIN } else { v as i32 }
 }
 
 /// f32 → IEEE binary16 bits, round to nearest even, with ggml's NaN (`0x7E00 | sign`). Integer
@@ -203,13 +199,7 @@ pub struct Qkx2 {
 
 /// `make_qkx2_quants`: asymmetric (scale + min) search. Fills `l` (`0..=nmax`) and returns
 /// `(scale, offset)` where the dequantized value is `scale·l − offset`.
-pub fn make_qkx2_quants(
-    p: Qkx2,
-    x: &[f32],
-    weights: &[f32],
-    l: &mut [u8],
-    laux: &mut [u8],
-) -> (f32, f32) {
+pub fn make_qkx2_quants(p: Qkx2, x: &[f32], weights: &[f32], l: &mut [u8], laux: &mut [u8]) -> (f32, f32) {
     let n = x.len();
     let mut min = x[0];
     let mut max = x[0];
@@ -286,10 +276,7 @@ pub fn get_scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
-        (
-            (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-        )
+        ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
     }
 }
 
@@ -315,11 +302,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 17;
             state ^= state << 5;
-            let bits = if i < 65536 {
-                (i << 16) | (i & 0xFFFF)
-            } else {
-                state
-            };
+            let bits = if i < 65536 { (i << 16) | (i & 0xFFFF) } else { state };
             let v = f32::from_bits(bits);
             if v.is_nan() {
                 assert_eq!(f16(v) & 0x7FFF, 0x7E00);

@@ -5,6 +5,7 @@
 pub mod bf16;
 pub mod f16;
 pub mod ggml;
+pub mod lanes;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -15,6 +16,7 @@ pub mod q5_1;
 pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
+pub mod qkx2_lanes;
 
 use kiln_core::ggml_type::GgmlType;
 
@@ -32,10 +34,7 @@ pub trait BlockFormat {
 
     /// Quantizes whole blocks; formats override this with a faster path that gives the same bytes.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x
-            .chunks_exact(Self::BLOCK_ELEMS)
-            .zip(out.chunks_exact_mut(Self::BLOCK_BYTES))
-        {
+        for (xb, ob) in x.chunks_exact(Self::BLOCK_ELEMS).zip(out.chunks_exact_mut(Self::BLOCK_BYTES)) {
             Self::quantize_block(xb, ob);
         }
     }
@@ -48,9 +47,7 @@ pub enum KernelError {
     #[error("kiln cannot quantize to {0}")]
     Unsupported(&'static str),
     /// Lengths that are not whole blocks.
-    #[error(
-        "{ty}: {elems} values into {bytes} bytes is not a whole number of {block}-value blocks"
-    )]
+    #[error("{ty}: {elems} values into {bytes} bytes is not a whole number of {block}-value blocks")]
     Shape {
         /// Target type.
         ty: &'static str,
@@ -63,17 +60,28 @@ pub enum KernelError {
     },
 }
 
-fn run<F: BlockFormat>(x: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
+/// Which implementation runs: the fast one, or the one-block-at-a-time reference transcription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `quantize_blocks` (SIMD lanes where a format has them).
+    Fast,
+    /// `quantize_block` per block: the oracle the fast paths are tested against.
+    Reference,
+}
+
+fn run<F: BlockFormat>(x: &[f32], out: &mut [u8], path: Path) -> Result<(), KernelError> {
     let blocks = x.len() / F::BLOCK_ELEMS;
     if x.len() % F::BLOCK_ELEMS != 0 || out.len() != blocks * F::BLOCK_BYTES {
-        return Err(KernelError::Shape {
-            ty: F::TYPE.name(),
-            elems: x.len(),
-            bytes: out.len(),
-            block: F::BLOCK_ELEMS,
-        });
+        return Err(KernelError::Shape { ty: F::TYPE.name(), elems: x.len(), bytes: out.len(), block: F::BLOCK_ELEMS });
     }
-    F::quantize_blocks(x, out);
+    match path {
+        Path::Fast => F::quantize_blocks(x, out),
+        Path::Reference => {
+            for (xb, ob) in x.chunks_exact(F::BLOCK_ELEMS).zip(out.chunks_exact_mut(F::BLOCK_BYTES)) {
+                F::quantize_block(xb, ob);
+            }
+        }
+    }
     Ok(())
 }
 
@@ -82,33 +90,36 @@ fn run<F: BlockFormat>(x: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
 /// # Errors
 /// [`KernelError`] for unsupported types or lengths that are not whole blocks.
 pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
+    quantize_with(ty, x, out, Path::Fast)
+}
+
+/// [`quantize`] through a chosen implementation.
+///
+/// # Errors
+/// As [`quantize`].
+pub fn quantize_with(ty: GgmlType, x: &[f32], out: &mut [u8], path: Path) -> Result<(), KernelError> {
     match ty {
         GgmlType::F32 => {
             if out.len() != x.len() * 4 {
-                return Err(KernelError::Shape {
-                    ty: "F32",
-                    elems: x.len(),
-                    bytes: out.len(),
-                    block: 1,
-                });
+                return Err(KernelError::Shape { ty: "F32", elems: x.len(), bytes: out.len(), block: 1 });
             }
             for (v, o) in x.iter().zip(out.chunks_exact_mut(4)) {
                 o.copy_from_slice(&v.to_le_bytes());
             }
             Ok(())
         }
-        GgmlType::F16 => run::<f16::F16>(x, out),
-        GgmlType::BF16 => run::<bf16::Bf16>(x, out),
-        GgmlType::Q8_0 => run::<q8_0::Q8_0>(x, out),
-        GgmlType::Q4_0 => run::<q4_0::Q4_0>(x, out),
-        GgmlType::Q4_1 => run::<q4_1::Q4_1>(x, out),
-        GgmlType::Q5_0 => run::<q5_0::Q5_0>(x, out),
-        GgmlType::Q5_1 => run::<q5_1::Q5_1>(x, out),
-        GgmlType::Q2_K => run::<q2_k::Q2K>(x, out),
-        GgmlType::Q3_K => run::<q3_k::Q3K>(x, out),
-        GgmlType::Q4_K => run::<q4_k::Q4K>(x, out),
-        GgmlType::Q5_K => run::<q5_k::Q5K>(x, out),
-        GgmlType::Q6_K => run::<q6_k::Q6K>(x, out),
+        GgmlType::F16 => run::<f16::F16>(x, out, path),
+        GgmlType::BF16 => run::<bf16::Bf16>(x, out, path),
+        GgmlType::Q8_0 => run::<q8_0::Q8_0>(x, out, path),
+        GgmlType::Q4_0 => run::<q4_0::Q4_0>(x, out, path),
+        GgmlType::Q4_1 => run::<q4_1::Q4_1>(x, out, path),
+        GgmlType::Q5_0 => run::<q5_0::Q5_0>(x, out, path),
+        GgmlType::Q5_1 => run::<q5_1::Q5_1>(x, out, path),
+        GgmlType::Q2_K => run::<q2_k::Q2K>(x, out, path),
+        GgmlType::Q3_K => run::<q3_k::Q3K>(x, out, path),
+        GgmlType::Q4_K => run::<q4_k::Q4K>(x, out, path),
+        GgmlType::Q5_K => run::<q5_k::Q5K>(x, out, path),
+        GgmlType::Q6_K => run::<q6_k::Q6K>(x, out, path),
         other => Err(KernelError::Unsupported(other.name())),
     }
 }

@@ -9,13 +9,7 @@ use super::ggml::{self, Qkx2, make_qkx2_quants, nearest_int};
 /// Q2_K.
 pub struct Q2K;
 
-const PARAMS: Qkx2 = Qkx2 {
-    nmax: 3,
-    rmin: -0.5,
-    rdelta: 0.1,
-    nstep: 15,
-    use_mad: true,
-};
+const PARAMS: Qkx2 = Qkx2 { nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, use_mad: true };
 
 /// Packs 256 2-bit values as Q2_K/Q3_K do: byte `32h + l` holds elements `128h + l + 32k` at bits `2k`.
 pub(super) fn pack_2bit(l: &[u8; 256], qs: &mut [u8]) {
@@ -44,8 +38,7 @@ impl BlockFormat for Q2K {
             for (w, v) in weights.iter_mut().zip(xs) {
                 *w = v.abs();
             }
-            let (s, m) =
-                make_qkx2_quants(PARAMS, xs, &weights, &mut l[16 * j..16 * j + 16], &mut laux);
+            let (s, m) = make_qkx2_quants(PARAMS, xs, &weights, &mut l[16 * j..16 * j + 16], &mut laux);
             scales[j] = s;
             mins[j] = m;
             if s > max_scale {

@@ -2,10 +2,21 @@
 
 use kiln_core::ggml_type::GgmlType;
 
+use super::lanes::{absmax32, with_simd};
 use super::{BlockFormat, ggml};
 
 /// Q4_0.
 pub struct Q4_0;
+
+/// The signed value of the first element of largest magnitude, given that magnitude: what
+/// ggml's strict `>` scan returns (0.0 when the block is all zeros).
+#[inline(always)]
+pub(super) fn first_with_abs(x: &[f32; 32], amax: f32) -> f32 {
+    if amax == 0.0 {
+        return 0.0;
+    }
+    x.iter().copied().find(|v| v.abs() == amax).unwrap_or(0.0)
+}
 
 impl BlockFormat for Q4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
@@ -23,5 +34,32 @@ impl BlockFormat for Q4_0 {
             let q1 = (ggml::cvt(x[j + 16] * id + 8.5) as i8).min(15);
             out[2 + j] = (q0 as u8) | ((i32::from(q1) << 4) as u8);
         }
+    }
+
+    /// Element-parallel within each block (see Q8_0); non-finite blocks and overflowing `1/d`
+    /// take the reference path.
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        with_simd(|| {
+            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(18)) {
+                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+                let (amax, finite) = absmax32(xa);
+                let d = first_with_abs(xa, amax) / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                if !finite || !id.is_finite() {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                }
+                ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+                let mut q = [0u8; 32];
+                for i in 0..32 {
+                    // x*id ∈ [-8, 8] here, so the truncating conversion is in range.
+                    let v = (xa[i] * id + 8.5) as i32;
+                    q[i] = if v > 15 { 15 } else { v as u8 };
+                }
+                for j in 0..16 {
+                    ob[2 + j] = q[j] | (q[j + 16] << 4);
+                }
+            }
+        });
     }
 }

@@ -2,6 +2,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
+use super::lanes::{min_max32, with_simd};
 use super::{BlockFormat, ggml};
 
 /// Q4_1.
@@ -21,6 +22,14 @@ pub(super) fn min_max(x: &[f32]) -> (f32, f32) {
     (min, max)
 }
 
+/// Lane-parallel min/max when the result cannot depend on scan order: finite values, and no
+/// zero extreme (where +0 and -0 would tie and the first seen wins).
+#[inline(always)]
+pub(super) fn min_max_fast(x: &[f32; 32]) -> Option<(f32, f32)> {
+    let (min, max, finite) = min_max32(x);
+    (finite && min != 0.0 && max != 0.0).then_some((min, max))
+}
+
 impl BlockFormat for Q4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
     const BLOCK_ELEMS: usize = 32;
@@ -37,5 +46,34 @@ impl BlockFormat for Q4_1 {
             let q1 = (ggml::cvt((x[j + 16] - min) * id + 0.5) as i8).min(15);
             out[4 + j] = (q0 as u8) | ((i32::from(q1) << 4) as u8);
         }
+    }
+
+    /// Element-parallel within each block; order-sensitive blocks take the reference path.
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        with_simd(|| {
+            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(20)) {
+                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+                let Some((min, max)) = min_max_fast(xa) else {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                };
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                if !id.is_finite() || !(max - min).is_finite() {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                }
+                ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+                ob[2..4].copy_from_slice(&ggml::f16(min).to_le_bytes());
+                let mut q = [0u8; 32];
+                for i in 0..32 {
+                    let v = ((xa[i] - min) * id + 0.5) as i32;
+                    q[i] = if v > 15 { 15 } else { v as u8 };
+                }
+                for j in 0..16 {
+                    ob[4 + j] = q[j] | (q[j + 16] << 4);
+                }
+            }
+        });
     }
 }

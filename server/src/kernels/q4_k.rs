@@ -1,22 +1,29 @@
 //! Q4_K — 256 values (8 sub-blocks of 32) in 144 bytes: f16 `d`, f16 `dmin`, 12 bytes of 6-bit
 //! scales and mins, 128 bytes of nibbles (`quantize_row_q4_K_ref`).
+//!
+//! The scalar path is the reference transcription; `quantize_blocks` runs the eight sub-block
+//! searches of each super-block in SIMD lanes and must give the same bytes (tested on every
+//! vector row and on random data).
 
 use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, nearest_int};
+use super::lanes::{L, with_simd};
+use super::qkx2_lanes::make_qkx2_quants_x8;
 
 /// Q4_K.
 pub struct Q4K;
 
-/// The shared first half of Q4_K and Q5_K: per-sub-block searches, 6-bit scale packing, `d`,
-/// `dmin`, and the final requantization. Returns `(d, dmin, scales)` and fills `l`.
+const PARAMS: Qkx2 = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20, use_mad: false };
+
+/// The shared first half of Q4_K and Q5_K, scalar: per-sub-block searches, then
+/// [`finish_k_scales`]. Returns `(d, dmin, scales)` and fills `l`.
 pub(super) fn quantize_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256]) -> (u16, u16, [u8; 12]) {
     let mut laux = [0u8; 32];
     let mut weights = [0f32; 32];
     let mut scales = [0f32; 8];
     let mut mins = [0f32; 8];
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for j in 0..8 {
         let xs = &x[32 * j..32 * j + 32];
         let mut sum_x2 = 0.0f32;
@@ -30,18 +37,56 @@ pub(super) fn quantize_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256]) -> (u16, 
         let (s, m) = make_qkx2_quants(p, xs, &weights, &mut l[32 * j..32 * j + 32], &mut laux);
         scales[j] = s;
         mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
+    }
+    finish_k_scales(p, x, l, &scales, &mins)
+}
+
+/// [`quantize_k_scales`] with the eight sub-block searches in SIMD lanes: the same bytes.
+#[inline(always)]
+pub(super) fn quantize_k_scales_x8(p: Qkx2, x: &[f32], l: &mut [u8; 256]) -> (u16, u16, [u8; 12]) {
+    let mut xt = [[0f32; L]; 32];
+    for (k, sub) in x.chunks_exact(32).enumerate() {
+        for (i, &v) in sub.iter().enumerate() {
+            xt[i][k] = v;
         }
     }
-    let inv_scale = if max_scale > 0.0 {
-        63.0 / max_scale
-    } else {
-        0.0
-    };
+    let mut sum_x2 = [0f32; L];
+    for row in &xt {
+        for k in 0..L {
+            sum_x2[k] += row[k] * row[k];
+        }
+    }
+    let av_x = sum_x2.map(|s| (s / 32.0).sqrt());
+    let mut wt = [[0f32; L]; 32];
+    for i in 0..32 {
+        for k in 0..L {
+            wt[i][k] = av_x[k] + xt[i][k].abs();
+        }
+    }
+    let mut lt = [[0f32; L]; 32];
+    let (scales, mins) = make_qkx2_quants_x8(p, &xt, &wt, &mut lt);
+    for i in 0..32 {
+        for k in 0..L {
+            l[32 * k + i] = lt[i][k] as u8;
+        }
+    }
+    finish_k_scales(p, x, l, &scales, &mins)
+}
+
+/// The super-block step: 6-bit scales and mins, `d`, `dmin`, and the requantization of every
+/// sub-block whose quantized scale is not zero.
+#[inline(always)]
+fn finish_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256], scales: &[f32; 8], mins: &[f32; 8]) -> (u16, u16, [u8; 12]) {
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..8 {
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let mut sc = [0u8; 12];
     for j in 0..8 {
@@ -73,6 +118,17 @@ pub(super) fn quantize_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256]) -> (u16, 
     (d, dmin, sc)
 }
 
+fn pack(l: &[u8; 256], d: u16, dmin: u16, sc: &[u8; 12], out: &mut [u8]) {
+    out[..2].copy_from_slice(&d.to_le_bytes());
+    out[2..4].copy_from_slice(&dmin.to_le_bytes());
+    out[4..16].copy_from_slice(sc);
+    for g in 0..4 {
+        for i in 0..32 {
+            out[16 + 32 * g + i] = l[64 * g + i] | (l[64 * g + 32 + i] << 4);
+        }
+    }
+}
+
 impl BlockFormat for Q4K {
     const TYPE: GgmlType = GgmlType::Q4_K;
     const BLOCK_ELEMS: usize = 256;
@@ -80,21 +136,17 @@ impl BlockFormat for Q4K {
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut l = [0u8; 256];
-        let p = Qkx2 {
-            nmax: 15,
-            rmin: -1.0,
-            rdelta: 0.1,
-            nstep: 20,
-            use_mad: false,
-        };
-        let (d, dmin, sc) = quantize_k_scales(p, x, &mut l);
-        out[..2].copy_from_slice(&d.to_le_bytes());
-        out[2..4].copy_from_slice(&dmin.to_le_bytes());
-        out[4..16].copy_from_slice(&sc);
-        for g in 0..4 {
-            for i in 0..32 {
-                out[16 + 32 * g + i] = l[64 * g + i] | (l[64 * g + 32 + i] << 4);
+        let (d, dmin, sc) = quantize_k_scales(PARAMS, x, &mut l);
+        pack(&l, d, dmin, &sc, out);
+    }
+
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        with_simd(|| {
+            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(144)) {
+                let mut l = [0u8; 256];
+                let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
+                pack(&l, d, dmin, &sc, ob);
             }
-        }
+        });
     }
 }

@@ -3,10 +3,23 @@
 
 use kiln_core::ggml_type::GgmlType;
 
+use super::lanes::{absmax32, with_simd};
+use super::q4_0::first_with_abs;
 use super::{BlockFormat, ggml};
 
 /// Q5_0.
 pub struct Q5_0;
+
+fn pack(q: &[u8; 32], d: f32, out: &mut [u8]) {
+    out[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+    let mut qh = 0u32;
+    for j in 0..16 {
+        out[6 + j] = (q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4);
+        qh |= u32::from((q[j] & 0x10) >> 4) << j;
+        qh |= u32::from((q[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    out[2..6].copy_from_slice(&qh.to_le_bytes());
+}
 
 impl BlockFormat for Q5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
@@ -17,15 +30,33 @@ impl BlockFormat for Q5_0 {
         let (max, _) = ggml::argabsmax(x);
         let d = max / -16.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        out[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-        let mut qh = 0u32;
-        for j in 0..16 {
-            let q0 = i32::from((ggml::cvt(x[j] * id + 16.5) as i8).min(31));
-            let q1 = i32::from((ggml::cvt(x[j + 16] * id + 16.5) as i8).min(31));
-            out[6 + j] = ((q0 & 0x0F) | ((q1 & 0x0F) << 4)) as u8;
-            qh |= (((q0 as u32) & 0x10) >> 4) << j;
-            qh |= (((q1 as u32) & 0x10) >> 4) << (j + 16);
+        let mut q = [0u8; 32];
+        for (qi, &v) in q.iter_mut().zip(x) {
+            // (int8_t)(x*id + 16.5f), MIN(31, ·); only the low five bits are stored.
+            *qi = (ggml::cvt(v * id + 16.5) as i8).min(31) as u8;
         }
-        out[2..6].copy_from_slice(&qh.to_le_bytes());
+        pack(&q, d, out);
+    }
+
+    /// Element-parallel within each block (see Q8_0).
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        with_simd(|| {
+            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(22)) {
+                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+                let (amax, finite) = absmax32(xa);
+                let d = first_with_abs(xa, amax) / -16.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                if !finite || !id.is_finite() {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                }
+                let mut q = [0u8; 32];
+                for i in 0..32 {
+                    let v = (xa[i] * id + 16.5) as i32;
+                    q[i] = if v > 31 { 31 } else { v as u8 };
+                }
+                pack(&q, d, ob);
+            }
+        });
     }
 }

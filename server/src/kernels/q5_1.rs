@@ -3,10 +3,24 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::{BlockFormat, ggml, q4_1::min_max};
+use super::lanes::with_simd;
+use super::q4_1::{min_max, min_max_fast};
+use super::{BlockFormat, ggml};
 
 /// Q5_1.
 pub struct Q5_1;
+
+fn pack(q: &[u8; 32], d: f32, min: f32, out: &mut [u8]) {
+    out[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+    out[2..4].copy_from_slice(&ggml::f16(min).to_le_bytes());
+    let mut qh = 0u32;
+    for j in 0..16 {
+        out[8 + j] = (q[j] & 0x0F) | ((q[j + 16] & 0x0F) << 4);
+        qh |= u32::from((q[j] & 0x10) >> 4) << j;
+        qh |= u32::from((q[j + 16] & 0x10) >> 4) << (j + 16);
+    }
+    out[4..8].copy_from_slice(&qh.to_le_bytes());
+}
 
 impl BlockFormat for Q5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
@@ -17,16 +31,34 @@ impl BlockFormat for Q5_1 {
         let (min, max) = min_max(x);
         let d = (max - min) / 31.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        out[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-        out[2..4].copy_from_slice(&ggml::f16(min).to_le_bytes());
-        let mut qh = 0u32;
-        for j in 0..16 {
-            let q0 = u32::from(ggml::cvt((x[j] - min) * id + 0.5) as u8);
-            let q1 = u32::from(ggml::cvt((x[j + 16] - min) * id + 0.5) as u8);
-            out[8 + j] = ((q0 & 0x0F) | ((q1 & 0x0F) << 4)) as u8;
-            qh |= ((q0 & 0x10) >> 4) << j;
-            qh |= ((q1 & 0x10) >> 4) << (j + 16);
+        let mut q = [0u8; 32];
+        for (qi, &v) in q.iter_mut().zip(x) {
+            *qi = ggml::cvt((v - min) * id + 0.5) as u8;
         }
-        out[4..8].copy_from_slice(&qh.to_le_bytes());
+        pack(&q, d, min, out);
+    }
+
+    /// Element-parallel within each block; order-sensitive blocks take the reference path.
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        with_simd(|| {
+            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(24)) {
+                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+                let Some((min, max)) = min_max_fast(xa) else {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                };
+                let d = (max - min) / 31.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                if !id.is_finite() || !(max - min).is_finite() {
+                    Self::quantize_block(xb, ob);
+                    continue;
+                }
+                let mut q = [0u8; 32];
+                for i in 0..32 {
+                    q[i] = ((xa[i] - min) * id + 0.5) as i32 as u8;
+                }
+                pack(&q, d, min, ob);
+            }
+        });
     }
 }

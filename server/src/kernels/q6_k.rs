@@ -49,16 +49,10 @@ impl BlockFormat for Q6K {
         for h in 0..2 {
             for i in 0..32 {
                 let b = 128 * h + i;
-                let q = [
-                    l[b] as u8,
-                    l[b + 32] as u8,
-                    l[b + 64] as u8,
-                    l[b + 96] as u8,
-                ];
+                let q = [l[b] as u8, l[b + 32] as u8, l[b + 64] as u8, l[b + 96] as u8];
                 out[64 * h + i] = (q[0] & 0xF) | ((q[2] & 0xF) << 4);
                 out[64 * h + 32 + i] = (q[1] & 0xF) | ((q[3] & 0xF) << 4);
-                out[128 + 32 * h + i] =
-                    (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
+                out[128 + 32 * h + i] = (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
             }
         }
         for (o, s) in out[192..208].iter_mut().zip(sc) {

@@ -133,12 +133,16 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
     let mut kvs: Vec<(String, Value)> = h
         .kvs
         .iter()
-        .filter(|(k, _)| {
-            !k.starts_with("split.") && k != "general.quantization_version" && k != "general.file_type"
-        })
-        .map(|(k, v)| {
-            if k == "general.alignment" { (k.clone(), Value::U32(alignment as u32)) } else { (k.clone(), v.clone()) }
-        })
+        .filter(|(k, _)| !k.starts_with("split.") && k != "general.quantization_version" && k != "general.file_type")
+        .map(
+            |(k, v)| {
+                if k == "general.alignment" {
+                    (k.clone(), Value::U32(alignment as u32))
+                } else {
+                    (k.clone(), v.clone())
+                }
+            },
+        )
         .collect();
     kvs.push(("general.quantization_version".into(), Value::U32(2)));
     kvs.push(("general.file_type".into(), Value::U32(target.id())));

@@ -13,9 +13,7 @@ use super::TEMP_PREFIX;
 /// # Errors
 /// When it cannot be created.
 pub fn temp_in(dir: &Path) -> std::io::Result<NamedTempFile> {
-    tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(dir)
+    tempfile::Builder::new().prefix(TEMP_PREFIX).tempfile_in(dir)
 }
 
 /// fsyncs a directory so a rename inside it survives a power cut.
@@ -32,8 +30,7 @@ pub fn persist(tmp: NamedTempFile, dest: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     tmp.persist(dest).map_err(|e| e.error)?;
     if let Some(parent) = dest.parent() {

@@ -66,10 +66,7 @@ impl Store {
 
     /// Sets a blob's mtime to now (Ollama does this on reuse; it protects against the GC grace window).
     pub fn touch(&self, d: &Digest) {
-        if let Ok(f) = std::fs::File::options()
-            .append(true)
-            .open(self.blob_path(d))
-        {
+        if let Ok(f) = std::fs::File::options().append(true).open(self.blob_path(d)) {
             let _ = f.set_modified(SystemTime::now());
         }
     }

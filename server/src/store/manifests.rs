@@ -56,11 +56,8 @@ impl Layer {
 
     fn encode(&self, out: &mut String) {
         let mut o = ObjectWriter::new(out);
-        o.str("mediaType", &self.media_type)
-            .str("digest", &self.digest)
-            .int("size", self.size as i64);
-        o.str_opt("from", Some(&self.from))
-            .str_opt("name", Some(&self.name));
+        o.str("mediaType", &self.media_type).str("digest", &self.digest).int("size", self.size as i64);
+        o.str_opt("from", Some(&self.from)).str_opt("name", Some(&self.name));
         o.finish();
     }
 }
@@ -85,12 +82,7 @@ impl Manifest {
     /// A manifest for these layers.
     #[must_use]
     pub fn new(config: Layer, layers: Vec<Layer>) -> Self {
-        Self {
-            schema_version: 2,
-            media_type: MANIFEST_MEDIA_TYPE.into(),
-            config,
-            layers,
-        }
+        Self { schema_version: 2, media_type: MANIFEST_MEDIA_TYPE.into(), config, layers }
     }
 
     /// Ollama's bytes: compact, fields in declaration order, trailing newline.
@@ -98,8 +90,7 @@ impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = String::new();
         let mut o = ObjectWriter::new(&mut out);
-        o.int("schemaVersion", i64::from(self.schema_version))
-            .str("mediaType", &self.media_type);
+        o.int("schemaVersion", i64::from(self.schema_version)).str("mediaType", &self.media_type);
         let mut cfg = String::new();
         self.config.encode(&mut cfg);
         o.raw("config", &cfg);
@@ -124,8 +115,7 @@ impl Manifest {
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         let m: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
         for l in std::iter::once(&m.config).chain(&m.layers) {
-            Digest::parse(&l.digest)
-                .map_err(|_| format!("layer digest {:?} is malformed", l.digest))?;
+            Digest::parse(&l.digest).map_err(|_| format!("layer digest {:?} is malformed", l.digest))?;
         }
         Ok(m)
     }
@@ -138,9 +128,7 @@ impl Manifest {
 
     /// Every digest this manifest keeps alive, the config's included.
     pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
-        std::iter::once(&self.config)
-            .chain(&self.layers)
-            .map(Layer::digest)
+        std::iter::once(&self.config).chain(&self.layers).map(Layer::digest)
     }
 }
 
@@ -176,21 +164,14 @@ impl Store {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return Vec::new();
             };
-            rd.flatten()
-                .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
-                .collect()
+            rd.flatten().filter_map(|e| Some((e.file_name().into_string().ok()?, e.path()))).collect()
         }
         let mut out = Vec::new();
-        for (h, hp) in dirs(&self.manifests_dir())
-            .into_iter()
-            .filter(|(_, p)| p.is_dir())
-        {
+        for (h, hp) in dirs(&self.manifests_dir()).into_iter().filter(|(_, p)| p.is_dir()) {
             for (n, np) in dirs(&hp) {
                 for (m, mp) in dirs(&np) {
                     for (t, tp) in dirs(&mp) {
-                        if let Some(name) =
-                            ModelName::from_parts(&h, &n, &m, &t).filter(|_| tp.is_file())
-                        {
+                        if let Some(name) = ModelName::from_parts(&h, &n, &m, &t).filter(|_| tp.is_file()) {
                             out.push(name);
                         }
                     }
@@ -204,10 +185,7 @@ impl Store {
     /// The stored spelling of `name`, matched case-insensitively; `name` itself if none matches.
     #[must_use]
     pub fn resolve(&self, name: &ModelName) -> ModelName {
-        self.list_names()
-            .into_iter()
-            .find(|n| n.eq_ignore_case(name))
-            .unwrap_or_else(|| name.clone())
+        self.list_names().into_iter().find(|n| n.eq_ignore_case(name)).unwrap_or_else(|| name.clone())
     }
 
     /// Reads the manifest stored under exactly `name`.
@@ -222,16 +200,9 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let modified = std::fs::metadata(&path)?.modified()?;
-        let manifest = Manifest::decode(&bytes).map_err(|reason| StoreError::BadManifest {
-            path: name.to_string(),
-            reason,
-        })?;
-        Ok(Some(StoredManifest {
-            name: name.clone(),
-            manifest,
-            bytes,
-            modified,
-        }))
+        let manifest =
+            Manifest::decode(&bytes).map_err(|reason| StoreError::BadManifest { path: name.to_string(), reason })?;
+        Ok(Some(StoredManifest { name: name.clone(), manifest, bytes, modified }))
     }
 
     /// Every readable manifest; corrupt ones are logged and skipped.
@@ -254,12 +225,7 @@ impl Store {
     ///
     /// # Errors
     /// Filesystem errors; the previous manifest is then unchanged.
-    pub fn write_manifest(
-        &self,
-        name: &ModelName,
-        bytes: &[u8],
-        old: Option<&Manifest>,
-    ) -> Result<(), StoreError> {
+    pub fn write_manifest(&self, name: &ModelName, bytes: &[u8], old: Option<&Manifest>) -> Result<(), StoreError> {
         let _guard = self.locked();
         let path = self.manifest_path(name);
         if let Some(parent) = path.parent() {

@@ -57,11 +57,7 @@ impl Store {
     pub fn open(root: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("manifests"))?;
-        let store = Self {
-            root: root.to_path_buf(),
-            lock: Mutex::new(()),
-            pins: Mutex::new(HashMap::new()),
-        };
+        let store = Self { root: root.to_path_buf(), lock: Mutex::new(()), pins: Mutex::new(HashMap::new()) };
         let swept = gc::sweep_temp_files(&store)?;
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an earlier run");
@@ -88,32 +84,21 @@ impl Store {
     }
 
     fn locked(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.lock
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Keeps `digests` from being garbage-collected until the returned guard drops.
     pub fn pin(&self, digests: impl IntoIterator<Item = Digest>) -> Pin<'_> {
         let digests: Vec<Digest> = digests.into_iter().collect();
-        let mut pins = self
-            .pins
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pins = self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for d in &digests {
             *pins.entry(d.clone()).or_insert(0) += 1;
         }
-        Pin {
-            store: self,
-            digests,
-        }
+        Pin { store: self, digests }
     }
 
     fn is_pinned(&self, d: &Digest) -> bool {
-        self.pins
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .contains_key(d)
+        self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(d)
     }
 }
 
@@ -127,11 +112,7 @@ pub struct Pin<'a> {
 impl Pin<'_> {
     /// Pins one more digest under this guard.
     pub fn add(&mut self, d: Digest) {
-        let mut pins = self
-            .store
-            .pins
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pins = self.store.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *pins.entry(d.clone()).or_insert(0) += 1;
         self.digests.push(d);
     }
@@ -139,11 +120,7 @@ impl Pin<'_> {
 
 impl Drop for Pin<'_> {
     fn drop(&mut self) {
-        let mut pins = self
-            .store
-            .pins
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pins = self.store.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for d in &self.digests {
             if let Some(n) = pins.get_mut(d) {
                 *n -= 1;

@@ -1,0 +1,191 @@
+//! `kiln bench`: throughput of every block format (M values/s and MB/s of F16 input, on all
+//! quantizer threads and on one), and end-to-end creates of a real model with peak RSS. Prints
+//! figures only; comparisons with llama-quantize are made by `scripts/bench`, side by side.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use kiln_core::file_type::FileType;
+use kiln_core::ggml_type::GgmlType;
+use kiln_core::validate::validate_create;
+use rayon::prelude::*;
+
+use crate::http::ndjson::{Events, Msg};
+use crate::kernels;
+
+/// `kiln bench` options.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Values per format in the kernel benchmark.
+    #[arg(long, default_value_t = 1 << 24)]
+    pub elements: usize,
+    /// Quantizer threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// A GGUF model (F16/BF16/F32) to create end to end.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// File types for the end-to-end creates.
+    #[arg(long, value_delimiter = ',', default_value = "Q8_0,Q4_K_M")]
+    pub types: Vec<String>,
+    /// Skip the kernel benchmark.
+    #[arg(long)]
+    pub no_kernels: bool,
+}
+
+/// Deterministic Gaussian-like weights (sum of four uniforms), stored as F16 like a real model.
+fn f16_weights(n: usize) -> Vec<u8> {
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut out = Vec::with_capacity(n * 2);
+    for _ in 0..n {
+        let mut v = 0.0f32;
+        for _ in 0..4 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            v += (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+        }
+        out.extend_from_slice(&half::f16::from_f32(v * 0.03).to_bits().to_le_bytes());
+    }
+    out
+}
+
+fn time_best(runs: usize, mut f: impl FnMut()) -> Duration {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .unwrap_or_default()
+}
+
+fn kernel_rate(pool: &rayon::ThreadPool, ty: GgmlType, raw: &[u8]) -> f64 {
+    let n = raw.len() / 2;
+    let block = ty.block_elems() as usize;
+    let task = ((1usize << 14) / block).max(1) * block;
+    let out_task = task / block * ty.block_bytes() as usize;
+    let mut out = vec![0u8; ty.bytes_for(n as u64).unwrap_or(0) as usize];
+    let d = time_best(3, || {
+        pool.install(|| {
+            raw.par_chunks(task * 2).zip(out.par_chunks_mut(out_task)).for_each_init(
+                || vec![0f32; task],
+                |scratch, (r, o)| {
+                    let x = &mut scratch[..r.len() / 2];
+                    crate::quantize::widen::widen(GgmlType::F16, r, x);
+                    let _ = kernels::quantize(ty, x, o);
+                },
+            );
+        });
+    });
+    n as f64 / d.as_secs_f64()
+}
+
+/// Peak resident set since the last reset, in MiB (Linux).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Runs the benchmark.
+///
+/// # Errors
+/// I/O failures and failed creates.
+pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
+    if !args.no_kernels {
+        let n = args.elements / 256 * 256;
+        let raw = f16_weights(n);
+        println!("kernels: {n} F16 values per format");
+        println!(
+            "{:<6} {:>16} {:>14} {:>16} {:>14}",
+            "format",
+            format!("{threads} thr M val/s"),
+            "MB/s F16",
+            "1 thr M val/s",
+            "MB/s F16"
+        );
+        for ty in kernels::SUPPORTED.iter().copied().filter(|t| *t != GgmlType::F32) {
+            let all = kernel_rate(&pool, ty, &raw);
+            let single = kernel_rate(&one, ty, &raw);
+            println!(
+                "{:<6} {:>16.1} {:>14.0} {:>16.1} {:>14.0}",
+                ty.name(),
+                all / 1e6,
+                all * 2.0 / 1e6,
+                single / 1e6,
+                single * 2.0 / 1e6
+            );
+        }
+    }
+    if let Some(model) = &args.model {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        rt.block_on(create_bench(model, &args.types, threads))?;
+    }
+    Ok(())
+}
+
+async fn create_bench(
+    model: &std::path::Path,
+    types: &[String],
+    threads: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::Builder::new()
+        .prefix("kiln-bench-")
+        .tempdir_in(model.parent().unwrap_or(std::path::Path::new(".")))?;
+    let store = crate::store::Store::open(dir.path())?;
+    let bytes_in = std::fs::metadata(model)?.len();
+    // Import the source as an upload would: hash it, store it as a blob.
+    let digest = {
+        use sha2::Digest as _;
+        let mut f = std::fs::File::open(model)?;
+        let mut h = sha2::Sha256::new();
+        std::io::copy(&mut f, &mut h)?;
+        crate::store::blobs::finish(h)
+    };
+    std::fs::copy(model, store.blob_path(&digest))?;
+    let args = crate::config::ServeArgs {
+        host: "127.0.0.1:0".into(),
+        models: dir.path().to_path_buf(),
+        device: crate::config::Device::Cpu,
+        threads: Some(threads),
+    };
+    let state = crate::state::AppState::new(store, &args)?;
+    println!("\nend-to-end create of {} ({:.0} MB), {threads} threads", model.display(), bytes_in as f64 / 1e6);
+    println!("{:<8} {:>9} {:>12} {:>14}", "type", "seconds", "MB out", "peak RSS MiB");
+    for t in types {
+        FileType::parse_quantize(t)?;
+        let req = serde_json::json!({"model": format!("bench-{}", t.to_lowercase()), "files": {"model.gguf": digest.to_string()}, "quantize": t});
+        let plan = validate_create(&serde_json::from_value(req)?)?;
+        reset_peak_rss();
+        let (events, mut rx) = Events::channel();
+        let started = Instant::now();
+        let task = tokio::spawn(crate::create::run(state.clone(), plan, events));
+        let mut failed = None;
+        while let Some(m) = rx.recv().await {
+            if let Msg::Failed(e) = m {
+                failed = Some(e);
+            }
+        }
+        task.await?;
+        let secs = started.elapsed().as_secs_f64();
+        if let Some(e) = failed {
+            return Err(e.message.into());
+        }
+        let name = kiln_core::ModelName::parse(&format!("bench-{}", t.to_lowercase())).ok_or("name")?;
+        let m = state.store.read_manifest(&name)?.ok_or("manifest")?;
+        let out = m.manifest.layers.first().map_or(0, |l| l.size);
+        println!("{:<8} {:>9.3} {:>12.1} {:>14.0}", t, secs, out as f64 / 1e6, peak_rss_mib().unwrap_or(f64::NAN));
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! SIMD over blocks: eight independent sub-blocks ride in the eight lanes of `[f32; 8]` arrays,
+//! so every lane performs exactly its sub-block's scalar sequence of operations — same order,
+//! same roundings — and the bytes stay the reference's while the CPU works eight at a time.
+//! Data-dependent branches of the reference become per-lane selects. Plain arrays let LLVM
+//! vectorize without `unsafe`; [`with_simd`] compiles the hot loops a second time for AVX2.
+
+/// Lanes per vector.
+pub const L: usize = 8;
+/// Eight f32 lanes.
+pub type V = [f32; L];
+/// Eight i32 lanes.
+pub type I = [i32; L];
+
+/// Lane-wise map.
+#[inline(always)]
+pub fn map(a: V, f: impl Fn(f32) -> f32) -> V {
+    let mut o = [0.0; L];
+    for k in 0..L {
+        o[k] = f(a[k]);
+    }
+    o
+}
+
+/// Lane-wise binary op.
+#[inline(always)]
+pub fn zip(a: V, b: V, f: impl Fn(f32, f32) -> f32) -> V {
+    let mut o = [0.0; L];
+    for k in 0..L {
+        o[k] = f(a[k], b[k]);
+    }
+    o
+}
+
+/// `v` in every lane.
+#[inline(always)]
+pub fn splat(v: f32) -> V {
+    [v; L]
+}
+
+/// ggml's `nearest_int` in every lane (see `ggml::nearest_int`).
+#[inline(always)]
+pub fn nearest_int(a: V) -> I {
+    let mut o = [0; L];
+    for k in 0..L {
+        o[k] = ((a[k] + 12_582_912.0).to_bits() & 0x007F_FFFF) as i32 - 0x0040_0000;
+    }
+    o
+}
+
+/// `nearest_int` clamped to `lo..=hi`, as f32 (the quants are small integers, exact in f32).
+#[inline(always)]
+pub fn quant(a: V, lo: i32, hi: i32) -> V {
+    let q = nearest_int(a);
+    let mut o = [0.0; L];
+    for k in 0..L {
+        let v = if q[k] < lo {
+            lo
+        } else if q[k] > hi {
+            hi
+        } else {
+            q[k]
+        };
+        o[k] = v as f32;
+    }
+    o
+}
+
+/// Lane-wise select: `m[k] ? a[k] : b[k]`.
+#[inline(always)]
+pub fn select(m: [bool; L], a: V, b: V) -> V {
+    let mut o = [0.0; L];
+    for k in 0..L {
+        o[k] = if m[k] { a[k] } else { b[k] };
+    }
+    o
+}
+
+/// Lane-wise comparison.
+#[inline(always)]
+pub fn cmp(a: V, b: V, f: impl Fn(f32, f32) -> bool) -> [bool; L] {
+    let mut o = [false; L];
+    for k in 0..L {
+        o[k] = f(a[k], b[k]);
+    }
+    o
+}
+
+/// Runs `f` compiled for AVX2 when the CPU has it (a copy of the same code, so the same bytes),
+/// else as is.
+#[inline(always)]
+pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx2")]
+        fn avx2<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
+            #[allow(unsafe_code)]
+            return unsafe { avx2(f) };
+        }
+    }
+    f()
+}
+
+/// Largest |x| of a 32-value block, lane-parallel (max is order-independent for finite values),
+/// and whether every value is finite.
+#[inline(always)]
+pub fn absmax32(x: &[f32; 32]) -> (f32, bool) {
+    let mut m = [0f32; L];
+    let mut finite = true;
+    for c in x.chunks_exact(L) {
+        for k in 0..L {
+            let a = c[k].abs();
+            finite &= a <= f32::MAX;
+            m[k] = if a > m[k] { a } else { m[k] };
+        }
+    }
+    let mut amax = 0f32;
+    for v in m {
+        amax = if v > amax { v } else { amax };
+    }
+    (amax, finite)
+}
+
+/// Smallest and largest value of a 32-value block, lane-parallel, and whether all are finite.
+#[inline(always)]
+pub fn min_max32(x: &[f32; 32]) -> (f32, f32, bool) {
+    let (mut lo, mut hi) = ([f32::MAX; L], [-f32::MAX; L]);
+    let mut finite = true;
+    for c in x.chunks_exact(L) {
+        for k in 0..L {
+            finite &= c[k].abs() <= f32::MAX;
+            lo[k] = if c[k] < lo[k] { c[k] } else { lo[k] };
+            hi[k] = if c[k] > hi[k] { c[k] } else { hi[k] };
+        }
+    }
+    let (mut min, mut max) = (f32::MAX, -f32::MAX);
+    for k in 0..L {
+        min = if lo[k] < min { lo[k] } else { min };
+        max = if hi[k] > max { hi[k] } else { max };
+    }
+    (min, max, finite)
+}
