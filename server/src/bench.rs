@@ -32,6 +32,9 @@ pub struct BenchArgs {
     /// Skip the kernel benchmark.
     #[arg(long)]
     pub no_kernels: bool,
+    /// End-to-end runs per type (each from a clean store: the new blob is written and fsynced).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
 }
 
 /// Deterministic Gaussian-like weights (sum of four uniforms), stored as F16 like a real model.
@@ -130,7 +133,7 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     if let Some(model) = &args.model {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        rt.block_on(create_bench(model, &args.types, threads))?;
+        rt.block_on(create_bench(model, &args.types, threads, args.runs.max(1)))?;
     }
     Ok(())
 }
@@ -139,6 +142,7 @@ async fn create_bench(
     model: &std::path::Path,
     types: &[String],
     threads: usize,
+    runs: usize,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new()
         .prefix("kiln-bench-")
@@ -154,6 +158,8 @@ async fn create_bench(
         crate::store::blobs::finish(h)
     };
     std::fs::copy(model, store.blob_path(&digest))?;
+    // The copy must be on disk before timing starts, or its writeback competes with the runs.
+    std::fs::File::open(store.blob_path(&digest))?.sync_all()?;
     let args = crate::config::ServeArgs {
         host: "127.0.0.1:0".into(),
         models: dir.path().to_path_buf(),
@@ -161,31 +167,44 @@ async fn create_bench(
         threads: Some(threads),
     };
     let state = crate::state::AppState::new(store, &args)?;
-    println!("\nend-to-end create of {} ({:.0} MB), {threads} threads", model.display(), bytes_in as f64 / 1e6);
-    println!("{:<8} {:>9} {:>12} {:>14}", "type", "seconds", "MB out", "peak RSS MiB");
+    println!(
+        "\nend-to-end create of {} ({:.0} MB), {threads} threads, {runs} runs each from a clean store",
+        model.display(),
+        bytes_in as f64 / 1e6
+    );
+    println!("{:<8} {:>9} {:>9} {:>12} {:>14}", "type", "best s", "median s", "MB out", "peak RSS MiB");
     for t in types {
         FileType::parse_quantize(t)?;
-        let req = serde_json::json!({"model": format!("bench-{}", t.to_lowercase()), "files": {"model.gguf": digest.to_string()}, "quantize": t});
-        let plan = validate_create(&serde_json::from_value(req)?)?;
-        reset_peak_rss();
-        let (events, mut rx) = Events::channel();
-        let started = Instant::now();
-        let task = tokio::spawn(crate::create::run(state.clone(), plan, events));
-        let mut failed = None;
-        while let Some(m) = rx.recv().await {
-            if let Msg::Failed(e) = m {
-                failed = Some(e);
+        let name = format!("bench-{}", t.to_lowercase());
+        let req = serde_json::json!({"model": name, "files": {"model.gguf": digest.to_string()}, "quantize": t});
+        let mut times = Vec::new();
+        let (mut out, mut rss) = (0u64, 0f64);
+        for _ in 0..runs {
+            let plan = validate_create(&serde_json::from_value(req.clone())?)?;
+            reset_peak_rss();
+            let (events, mut rx) = Events::channel();
+            let started = Instant::now();
+            let task = tokio::spawn(crate::create::run(state.clone(), plan, events));
+            let mut failed = None;
+            while let Some(m) = rx.recv().await {
+                if let Msg::Failed(e) = m {
+                    failed = Some(e);
+                }
             }
+            task.await?;
+            times.push(started.elapsed().as_secs_f64());
+            if let Some(e) = failed {
+                return Err(e.message.into());
+            }
+            rss = rss.max(peak_rss_mib().unwrap_or(f64::NAN));
+            // Delete it again so the next run writes (and fsyncs) a new blob, as a first create does.
+            let model_name = kiln_core::ModelName::parse(&name).ok_or("name")?;
+            let m = state.store.read_manifest(&model_name)?.ok_or("manifest")?;
+            out = m.manifest.layers.first().map_or(0, |l| l.size);
+            state.store.delete_manifest(&m)?;
         }
-        task.await?;
-        let secs = started.elapsed().as_secs_f64();
-        if let Some(e) = failed {
-            return Err(e.message.into());
-        }
-        let name = kiln_core::ModelName::parse(&format!("bench-{}", t.to_lowercase())).ok_or("name")?;
-        let m = state.store.read_manifest(&name)?.ok_or("manifest")?;
-        let out = m.manifest.layers.first().map_or(0, |l| l.size);
-        println!("{:<8} {:>9.3} {:>12.1} {:>14.0}", t, secs, out as f64 / 1e6, peak_rss_mib().unwrap_or(f64::NAN));
+        times.sort_by(f64::total_cmp);
+        println!("{:<8} {:>9.3} {:>9.3} {:>12.1} {:>14.0}", t, times[0], times[times.len() / 2], out as f64 / 1e6, rss);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! so every lane performs exactly its sub-block's scalar sequence of operations — same order,
 //! same roundings — and the bytes stay the reference's while the CPU works eight at a time.
 //! Data-dependent branches of the reference become per-lane selects. Plain arrays let LLVM
-//! vectorize without `unsafe`; [`with_simd`] compiles the hot loops a second time for AVX2.
+//! vectorize without `unsafe`; [`dispatch`] compiles the hot loops a second time for AVX2.
 
 /// Lanes per vector.
 pub const L: usize = 8;
@@ -85,23 +85,48 @@ pub fn cmp(a: V, b: V, f: impl Fn(f32, f32) -> bool) -> [bool; L] {
     o
 }
 
-/// Runs `f` compiled for AVX2 when the CPU has it (a copy of the same code, so the same bytes),
-/// else as is.
+/// A fast path's body: `#[inline(always)]`, so [`dispatch`] can compile it into an AVX2 copy.
+pub trait SimdBody {
+    /// Quantizes whole blocks.
+    fn body(x: &[f32], out: &mut [u8]);
+}
+
+/// Runs `B::body` compiled for AVX-512 or AVX2 when the CPU has them (the same code, so the same bytes: no
+/// fused multiply-add is ever formed, since Rust never contracts), else the portable build.
 #[inline(always)]
-pub fn with_simd<R>(f: impl FnOnce() -> R) -> R {
+pub fn dispatch<B: SimdBody>(x: &[f32], out: &mut [u8]) {
     #[cfg(target_arch = "x86_64")]
     {
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+        fn avx512<B: SimdBody>(x: &[f32], out: &mut [u8]) {
+            B::body(x, out);
+        }
         #[target_feature(enable = "avx2")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+        fn avx2<B: SimdBody>(x: &[f32], out: &mut [u8]) {
+            B::body(x, out);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            // SAFETY: the CPU supports these AVX-512 subsets, checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::<B>(x, out);
+            }
+            return;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
             #[allow(unsafe_code)]
-            return unsafe { avx2(f) };
+            unsafe {
+                avx2::<B>(x, out);
+            }
+            return;
         }
     }
-    f()
+    B::body(x, out);
 }
 
 /// Largest |x| of a 32-value block, lane-parallel (max is order-independent for finite values),

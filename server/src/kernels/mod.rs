@@ -2,6 +2,9 @@
 //! ggml's `quantize_row_*_ref` byte for byte (`shared/spec/quantization.md` §2). [`quantize`]
 //! maps a runtime [`GgmlType`] to its implementation — the one place that lists them all.
 
+// Indexed loops mirror ggml's C so the transcription can be read against it line by line.
+#![allow(clippy::needless_range_loop)]
+
 pub mod bf16;
 pub mod f16;
 pub mod ggml;
@@ -17,6 +20,7 @@ pub mod q5_k;
 pub mod q6_k;
 pub mod q8_0;
 pub mod qkx2_lanes;
+pub mod qx_lanes;
 
 use kiln_core::ggml_type::GgmlType;
 
@@ -71,7 +75,7 @@ pub enum Path {
 
 fn run<F: BlockFormat>(x: &[f32], out: &mut [u8], path: Path) -> Result<(), KernelError> {
     let blocks = x.len() / F::BLOCK_ELEMS;
-    if x.len() % F::BLOCK_ELEMS != 0 || out.len() != blocks * F::BLOCK_BYTES {
+    if !x.len().is_multiple_of(F::BLOCK_ELEMS) || out.len() != blocks * F::BLOCK_BYTES {
         return Err(KernelError::Shape { ty: F::TYPE.name(), elems: x.len(), bytes: out.len(), block: F::BLOCK_ELEMS });
     }
     match path {

@@ -5,6 +5,9 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, Qkx2, make_qkx2_quants, nearest_int};
+use super::lanes::{SimdBody, dispatch};
+use super::qkx2_lanes::make_qkx2_quants_x8;
+use super::qx_lanes::load16;
 
 /// Q2_K.
 pub struct Q2K;
@@ -32,7 +35,6 @@ impl BlockFormat for Q2K {
         let mut weights = [0f32; 16];
         let mut scales = [0f32; 16];
         let mut mins = [0f32; 16];
-        let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
         for j in 0..16 {
             let xs = &x[16 * j..16 * j + 16];
             for (w, v) in weights.iter_mut().zip(xs) {
@@ -41,48 +43,88 @@ impl BlockFormat for Q2K {
             let (s, m) = make_qkx2_quants(PARAMS, xs, &weights, &mut l[16 * j..16 * j + 16], &mut laux);
             scales[j] = s;
             mins[j] = m;
-            if s > max_scale {
-                max_scale = s;
-            }
-            if m > max_min {
-                max_min = m;
-            }
         }
-        let sc = &mut [0u8; 16];
-        let d;
-        if max_scale > 0.0 {
-            let iscale = 15.0 / max_scale;
-            for j in 0..16 {
-                sc[j] = nearest_int(iscale * scales[j]) as u8;
-            }
-            d = ggml::f16(max_scale / 15.0);
-        } else {
-            d = ggml::f16(0.0);
+        finish(x, &mut l, &scales, &mins, out);
+    }
+
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        dispatch::<Fast>(x, out);
+    }
+}
+
+/// The super-block step: 4-bit scales and mins, `d`, `dmin`, requantization, packing.
+#[inline(always)]
+fn finish(x: &[f32], l: &mut [u8; 256], scales: &[f32; 16], mins: &[f32; 16], out: &mut [u8]) {
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for j in 0..16 {
+        let (s, m) = (scales[j], mins[j]);
+        if s > max_scale {
+            max_scale = s;
         }
-        let dmin;
-        if max_min > 0.0 {
-            let iscale = 15.0 / max_min;
-            for j in 0..16 {
-                sc[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
-            }
-            dmin = ggml::f16(max_min / 15.0);
-        } else {
-            dmin = ggml::f16(0.0);
+        if m > max_min {
+            max_min = m;
         }
-        let (df, dminf) = (ggml::f16f(d), ggml::f16f(dmin));
+    }
+    let sc = &mut [0u8; 16];
+    let d = if max_scale > 0.0 {
+        let iscale = 15.0 / max_scale;
         for j in 0..16 {
-            let dj = df * f32::from(sc[j] & 0xF);
-            if dj == 0.0 {
-                continue;
-            }
-            let dm = dminf * f32::from(sc[j] >> 4);
-            for i in 16 * j..16 * j + 16 {
-                l[i] = nearest_int((x[i] + dm) / dj).clamp(0, 3) as u8;
-            }
+            sc[j] = nearest_int(iscale * scales[j]) as u8;
         }
-        out[..16].copy_from_slice(sc);
-        pack_2bit(&l, &mut out[16..80]);
-        out[80..82].copy_from_slice(&d.to_le_bytes());
-        out[82..84].copy_from_slice(&dmin.to_le_bytes());
+        ggml::f16(max_scale / 15.0)
+    } else {
+        ggml::f16(0.0)
+    };
+    let dmin = if max_min > 0.0 {
+        let iscale = 15.0 / max_min;
+        for j in 0..16 {
+            sc[j] |= (nearest_int(iscale * mins[j]) << 4) as u8;
+        }
+        ggml::f16(max_min / 15.0)
+    } else {
+        ggml::f16(0.0)
+    };
+    let (df, dminf) = (ggml::f16f(d), ggml::f16f(dmin));
+    for j in 0..16 {
+        let dj = df * f32::from(sc[j] & 0xF);
+        if dj == 0.0 {
+            continue;
+        }
+        let dm = dminf * f32::from(sc[j] >> 4);
+        for i in 16 * j..16 * j + 16 {
+            l[i] = nearest_int((x[i] + dm) / dj).clamp(0, 3) as u8;
+        }
+    }
+    out[..16].copy_from_slice(sc);
+    pack_2bit(l, &mut out[16..80]);
+    out[80..82].copy_from_slice(&d.to_le_bytes());
+    out[82..84].copy_from_slice(&dmin.to_le_bytes());
+}
+
+/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
+struct Fast;
+
+impl SimdBody for Fast {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(84)) {
+            let mut l = [0u8; 256];
+            let mut scales = [0f32; 16];
+            let mut mins = [0f32; 16];
+            for half in 0..2 {
+                let xt = load16(&xb[128 * half..]);
+                let wt = xt.map(|row| row.map(f32::abs));
+                let mut lt = [[0f32; 8]; 16];
+                let (s, m) = make_qkx2_quants_x8(PARAMS, &xt, &wt, &mut lt);
+                for k in 0..8 {
+                    scales[8 * half + k] = s[k];
+                    mins[8 * half + k] = m[k];
+                    for i in 0..16 {
+                        l[128 * half + 16 * k + i] = lt[i][k] as u8;
+                    }
+                }
+            }
+            finish(xb, &mut l, &scales, &mins, ob);
+        }
     }
 }

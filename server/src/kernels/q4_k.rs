@@ -9,7 +9,7 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, nearest_int};
-use super::lanes::{L, with_simd};
+use super::lanes::{L, SimdBody, dispatch};
 use super::qkx2_lanes::make_qkx2_quants_x8;
 
 /// Q4_K.
@@ -141,12 +141,20 @@ impl BlockFormat for Q4K {
     }
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        with_simd(|| {
-            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(144)) {
-                let mut l = [0u8; 256];
-                let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
-                pack(&l, d, dmin, &sc, ob);
-            }
-        });
+        dispatch::<Fast>(x, out);
+    }
+}
+
+/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
+struct Fast;
+
+impl SimdBody for Fast {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(144)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{absmax32, with_simd};
+use super::lanes::{SimdBody, absmax32, dispatch};
 use super::q4_0::first_with_abs;
 use super::{BlockFormat, ggml};
 
@@ -40,23 +40,31 @@ impl BlockFormat for Q5_0 {
 
     /// Element-parallel within each block (see Q8_0).
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        with_simd(|| {
-            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(22)) {
-                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-                let (amax, finite) = absmax32(xa);
-                let d = first_with_abs(xa, amax) / -16.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                if !finite || !id.is_finite() {
-                    Self::quantize_block(xb, ob);
-                    continue;
-                }
-                let mut q = [0u8; 32];
-                for i in 0..32 {
-                    let v = (xa[i] * id + 16.5) as i32;
-                    q[i] = if v > 31 { 31 } else { v as u8 };
-                }
-                pack(&q, d, ob);
+        dispatch::<Fast>(x, out);
+    }
+}
+
+/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
+struct Fast;
+
+impl SimdBody for Fast {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(22)) {
+            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+            let (amax, finite) = absmax32(xa);
+            let d = first_with_abs(xa, amax) / -16.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            if !finite || !id.is_finite() {
+                Q5_0::quantize_block(xb, ob);
+                continue;
             }
-        });
+            let mut q = [0u8; 32];
+            for i in 0..32 {
+                let v = (xa[i] * id + 16.5) as i32;
+                q[i] = if v > 31 { 31 } else { v as u8 };
+            }
+            pack(&q, d, ob);
+        }
     }
 }

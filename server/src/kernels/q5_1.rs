@@ -3,7 +3,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::with_simd;
+use super::lanes::{SimdBody, dispatch};
 use super::q4_1::{min_max, min_max_fast};
 use super::{BlockFormat, ggml};
 
@@ -40,25 +40,33 @@ impl BlockFormat for Q5_1 {
 
     /// Element-parallel within each block; order-sensitive blocks take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        with_simd(|| {
-            for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(24)) {
-                let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-                let Some((min, max)) = min_max_fast(xa) else {
-                    Self::quantize_block(xb, ob);
-                    continue;
-                };
-                let d = (max - min) / 31.0;
-                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-                if !id.is_finite() || !(max - min).is_finite() {
-                    Self::quantize_block(xb, ob);
-                    continue;
-                }
-                let mut q = [0u8; 32];
-                for i in 0..32 {
-                    q[i] = ((xa[i] - min) * id + 0.5) as i32 as u8;
-                }
-                pack(&q, d, min, ob);
+        dispatch::<Fast>(x, out);
+    }
+}
+
+/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
+struct Fast;
+
+impl SimdBody for Fast {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(24)) {
+            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
+            let Some((min, max)) = min_max_fast(xa) else {
+                Q5_1::quantize_block(xb, ob);
+                continue;
+            };
+            let d = (max - min) / 31.0;
+            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+            if !id.is_finite() || !(max - min).is_finite() {
+                Q5_1::quantize_block(xb, ob);
+                continue;
             }
-        });
+            let mut q = [0u8; 32];
+            for i in 0..32 {
+                q[i] = ((xa[i] - min) * id + 0.5) as i32 as u8;
+            }
+            pack(&q, d, min, ob);
+        }
     }
 }

@@ -6,7 +6,7 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::Qkx2;
-use super::lanes::with_simd;
+use super::lanes::{SimdBody, dispatch};
 use super::q4_k::{quantize_k_scales, quantize_k_scales_x8};
 
 /// Q5_K.
@@ -48,12 +48,20 @@ impl BlockFormat for Q5K {
     }
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        with_simd(|| {
-            for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(176)) {
-                let mut l = [0u8; 256];
-                let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
-                pack(&l, d, dmin, &sc, ob);
-            }
-        });
+        dispatch::<Fast>(x, out);
+    }
+}
+
+/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
+struct Fast;
+
+impl SimdBody for Fast {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(176)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
     }
 }
