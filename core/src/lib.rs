@@ -13,6 +13,7 @@
 //! | [`event`] | the NDJSON progress event of `/api/create` |
 //! | [`params`] | `parameters` keys and their JSON types |
 //! | [`validate`] | `CreateRequest` → `CreatePlan`: every synchronous check |
+//! | [`modelfile`] | Modelfile text → `CreateRequest`, errors with line and column |
 //! | [`gojson`] | JSON encoded byte-for-byte as Go's `encoding/json` does (config, params, messages) |
 //! | [`gguf`] | sans-I/O GGUF header parser, bounded before allocation |
 //! | [`ggml_type`] | ggml tensor types: ids, names, block sizes |
@@ -29,6 +30,7 @@ pub mod file_type;
 pub mod ggml_type;
 pub mod gguf;
 pub mod gojson;
+pub mod modelfile;
 pub mod name;
 pub mod params;
 pub mod request;
