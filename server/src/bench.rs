@@ -165,6 +165,7 @@ async fn create_bench(
         models: dir.path().to_path_buf(),
         device: crate::config::Device::Cpu,
         threads: Some(threads),
+        ui: PathBuf::from("dist"),
     };
     let state = crate::state::AppState::new(store, &args)?;
     println!(

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Quantizer threads (default: all cores).
     #[arg(long, env = "KILN_THREADS")]
     pub threads: Option<usize>,
+    /// The dashboard, as built by `trunk build --release`; served at /ui/.
+    #[arg(long, env = "KILN_UI", default_value = "dist")]
+    pub ui: PathBuf,
 }
 
 fn default_models() -> PathBuf {

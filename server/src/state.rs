@@ -14,6 +14,8 @@ pub struct AppState {
     pub threads: usize,
     /// The CPU quantizer's thread pool.
     pub pool: Arc<rayon::ThreadPool>,
+    /// The dashboard folder.
+    pub ui: std::path::PathBuf,
 }
 
 impl AppState {
@@ -29,6 +31,6 @@ impl AppState {
             .build()
             .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self { store: Arc::new(store), threads, pool: Arc::new(pool) })
+        Ok(Self { store: Arc::new(store), threads, pool: Arc::new(pool), ui: args.ui.clone() })
     }
 }

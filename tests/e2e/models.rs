@@ -101,3 +101,22 @@ fn copy_and_delete_errors() {
     let r = s.delete(&json!({"model": "a:b:c"}));
     assert_eq!((r.status, r.error().as_str()), (400, "name \"a:b:c\" is invalid"));
 }
+
+#[test]
+fn browsers_are_sent_to_the_dashboard() {
+    let ui = tempfile::tempdir().unwrap();
+    std::fs::write(ui.path().join("index.html"), "<!DOCTYPE html><title>kiln</title>").unwrap();
+    std::fs::write(ui.path().join("app.js"), "export {}").unwrap();
+    let s = TestServer::start_with(&["--ui", ui.path().to_str().unwrap()]);
+    let r = s.get_with("/", "Accept", "text/html,application/xhtml+xml");
+    assert_eq!(r.status, 307);
+    let r = s.get("/");
+    assert_eq!((r.status, r.body.as_str()), (200, "Ollama is running"));
+    let r = s.get("/ui/");
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<title>kiln</title>"));
+    assert!(s.get("/ui/app.js").content_type.contains("javascript"));
+    // Client-side routes fall back to the app; the API's 404 stays Ollama's.
+    assert!(s.get("/ui/models/anything").body.contains("<title>kiln</title>"));
+    assert_eq!(s.get("/api/nope").body, "404 page not found");
+}

@@ -116,7 +116,7 @@ impl TestServer {
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
         let addr =
             line.trim().strip_prefix("kiln listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(300)).build();
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(300)).redirects(0).build();
         Self { child, url: format!("http://{addr}"), models, agent }
     }
 
@@ -147,6 +147,11 @@ impl TestServer {
             Some(b) => req.send_bytes(b),
             None => req.call(),
         })
+    }
+
+    /// A GET with one extra header.
+    pub fn get_with(&self, path: &str, header: &str, value: &str) -> Resp {
+        Self::finish(self.agent.get(&format!("{}{path}", self.url)).set(header, value).call())
     }
 
     pub fn get(&self, path: &str) -> Resp {

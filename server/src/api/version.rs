@@ -2,14 +2,18 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Value, json};
 
 /// The Ollama API version kiln speaks.
 pub const OLLAMA_API_VERSION: &str = "0.33.0";
 
-/// `GET /`: Ollama's health-check text.
-pub async fn root() -> &'static str {
-    "Ollama is running"
+/// `GET /`: a browser (`Accept: text/html`) goes to the dashboard; every other client gets
+/// Ollama's health-check text.
+pub async fn root(headers: HeaderMap) -> Response {
+    let browser = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
+    if browser { Redirect::temporary("/ui/").into_response() } else { "Ollama is running".into_response() }
 }
 
 /// `GET /api/version`.

@@ -10,6 +10,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, head, post};
+use tower_http::services::{ServeDir, ServeFile};
 
 use crate::api;
 use crate::state::AppState;
@@ -19,6 +20,10 @@ pub const JSON_BODY_LIMIT: usize = 64 << 20;
 
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
+    if !state.ui.join("index.html").is_file() {
+        tracing::warn!(ui = %state.ui.display(), "no dashboard there: build it with `trunk build --release`");
+    }
+    let ui = ServeDir::new(&state.ui).fallback(ServeFile::new(state.ui.join("index.html")));
     let blobs = Router::new()
         .route("/api/blobs/{digest}", head(api::blobs::head).post(api::blobs::upload))
         .layer(DefaultBodyLimit::disable());
@@ -33,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/kiln/info", get(api::version::info))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(blobs)
+        .nest_service("/ui", ui)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

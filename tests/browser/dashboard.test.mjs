@@ -1,0 +1,136 @@
+// The dashboard end to end: the real kiln binary serving the real trunk build, driven in
+// headless Chromium through its accessibility tree (labels, roles), with a screenshot per step.
+//   KILN_BIN=target/release/kiln KILN_UI=dist node tests/browser/dashboard.test.mjs
+import { chromium } from 'playwright-core';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const kiln = resolve(root, process.env.KILN_BIN ?? 'target/release/kiln');
+const ui = resolve(root, process.env.KILN_UI ?? 'dist');
+const fixture = resolve(root, '../shared/fixtures/tiny-llama-f16.gguf');
+const shots = resolve(root, 'target/screenshots');
+mkdirSync(shots, { recursive: true });
+
+const store = mkdtempSync(join(tmpdir(), 'kiln-ui-'));
+const server = spawn(kiln, ['serve', '--host', '127.0.0.1:0', '--models', store, '--ui', ui], {
+  stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KILN_LOG: 'warn' },
+});
+const url = await new Promise((ok, fail) => {
+  createInterface({ input: server.stdout }).once('line', (l) => ok('http://' + l.split(' ').pop()));
+  server.once('exit', (c) => fail(new Error(`kiln exited ${c}`)));
+});
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+const problems = [];
+page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+const creates = [];
+page.on('request', (r) => { if (r.url().endsWith('/api/create')) creates.push(r.postData()); });
+
+let passed = 0, failed = 0;
+async function step(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${e.stack ?? e}`);
+  }
+  await page.screenshot({ path: join(shots, `${String(passed + failed).padStart(2, '0')}-${name.replace(/\W+/g, '-')}.png`), fullPage: true });
+}
+function expect(cond, msg) { if (!cond) throw new Error(msg); }
+
+await step('opening / lands on the dashboard', async () => {
+  await page.goto(url + '/');
+  expect(page.url() === url + '/ui/', `landed on ${page.url()}`);
+  await page.getByRole('heading', { name: 'Create a model' }).waitFor();
+  await page.getByRole('table', { name: 'Models' }).waitFor();
+  expect(await page.evaluate(() => typeof window.wasmBindings?.validate_create_request) === 'function', 'JS API missing');
+  const v = await page.evaluate(() => window.wasmBindings.validate_create_request({ model: '../x', from: 'a' }));
+  expect(v.ok === false && v.error === 'invalid model name', JSON.stringify(v));
+});
+
+await step('a bad name shows an alert and sends nothing', async () => {
+  await page.getByLabel('Model name').fill('bad name!');
+  const alert = page.getByRole('alert').filter({ hasText: 'invalid model name' });
+  await alert.waitFor();
+  const create = page.getByRole('button', { name: 'Create', exact: true });
+  expect(await create.isDisabled(), 'Create should be disabled');
+  await create.click({ force: true }).catch(() => {});
+  await page.waitForTimeout(300);
+  expect(creates.length === 0, `a create request was sent: ${creates}`);
+});
+
+await step('a Modelfile error points at its line, a good one fills the form', async () => {
+  await page.getByText('Paste Modelfile').click();
+  await page.getByLabel('Modelfile', { exact: true }).fill('FROM x\nPARAMETER tempurature 1\n');
+  await page.getByRole('button', { name: 'Fill the form' }).click();
+  await page.getByRole('alert').filter({ hasText: 'line 2, column 11' }).waitFor();
+  await page.getByLabel('Modelfile', { exact: true }).fill('SYSTEM You are a tiny llama.\nPARAMETER temperature 0.5\n');
+  await page.getByRole('button', { name: 'Fill the form' }).click();
+  expect(await page.getByLabel('System prompt').inputValue() === 'You are a tiny llama.', 'system prompt not filled');
+  expect(await page.getByLabel('Parameter 1 value').inputValue() === '0.5', 'parameter not filled');
+});
+
+await step('upload the GGUF and create with q4_K_M while the bars move to success', async () => {
+  await page.getByLabel('Model name').fill('tiny-q4');
+  await page.getByLabel('GGUF file').setInputFiles(fixture);
+  await page.getByLabel('Quantize').selectOption('Q4_K_M');
+  const create = page.getByRole('button', { name: 'Create', exact: true });
+  await create.waitFor({ state: 'visible' });
+  expect(!(await create.isDisabled()), 'Create should be enabled: ' + (await page.getByRole('alert').allTextContents()));
+  await create.click();
+  await page.getByRole('status').filter({ hasText: 'created tiny-q4' }).waitFor({ timeout: 60000 });
+  const bars = page.getByRole('progressbar');
+  expect(await bars.count() >= 2, `expected upload and quantize bars, got ${await bars.count()}`);
+  for (const b of await bars.all()) {
+    const [now, max] = [await b.getAttribute('aria-valuenow'), await b.getAttribute('aria-valuemax')];
+    expect(Number(max) > 0 && now === max, `bar ${await b.getAttribute('aria-label')} at ${now}/${max}`);
+  }
+  const log = await page.getByRole('list', { name: 'Status log' }).innerText();
+  expect(log.includes('quantizing F16 model to Q4_K_M') && log.includes('success'), log);
+  expect(creates.length === 1 && JSON.parse(creates[0]).quantize === 'Q4_K_M', `creates: ${creates}`);
+});
+
+await step('the model appears in the table', async () => {
+  const row = page.getByRole('row').filter({ hasText: 'tiny-q4:latest' });
+  await row.waitFor();
+  expect((await row.innerText()).includes('Q4_K_M'), await row.innerText());
+  await page.getByRole('button', { name: 'Details of tiny-q4:latest' }).click();
+  await page.getByRole('region', { name: 'Details of tiny-q4:latest' }).getByText('You are a tiny llama.').waitFor();
+});
+
+await step('delete it after confirming', async () => {
+  await page.getByRole('button', { name: 'Delete tiny-q4:latest' }).click();
+  await page.getByRole('button', { name: 'Confirm delete' }).click();
+  await page.getByRole('row').filter({ hasText: 'tiny-q4:latest' }).waitFor({ state: 'detached' });
+});
+
+await step('readable at phone width', async () => {
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.getByLabel('Model name').waitFor();
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  expect(overflow <= 1, `page scrolls sideways by ${overflow}px`);
+});
+
+await step('no page errors', async () => {
+  expect(problems.length === 0, problems.join('\n'));
+});
+
+await browser.close();
+server.kill();
+rmSync(store, { recursive: true, force: true });
+console.log(`\nscreenshots in ${shots}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,213 @@
+//! The create form's state and its validation: pure Rust over `kiln-core`, so it is tested
+//! natively and runs unchanged in the browser.
+
+use std::collections::BTreeMap;
+
+use kiln_core::Error;
+use kiln_core::params::{self, ParamType};
+use kiln_core::request::{CreateRequest, License, Message};
+use kiln_core::validate::validate_create;
+use serde_json::{Map, Value};
+
+/// Stand-in digest for a chosen file whose hash is not computed yet.
+pub const PENDING_DIGEST: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Which form field an error belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Model name.
+    Name,
+    /// From / GGUF file.
+    Source,
+    /// Template.
+    Template,
+    /// Parameters.
+    Parameters,
+    /// Messages.
+    Messages,
+    /// Quantize.
+    Quantize,
+}
+
+/// Everything the form holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FormState {
+    /// Target name.
+    pub name: String,
+    /// Existing model to derive from ("" = none).
+    pub from: String,
+    /// Chosen GGUF file name, if any.
+    pub file_name: Option<String>,
+    /// Its digest once hashed.
+    pub file_digest: Option<String>,
+    /// System prompt.
+    pub system: String,
+    /// Template.
+    pub template: String,
+    /// License text.
+    pub license: String,
+    /// (key, value as typed) rows.
+    pub parameters: Vec<(String, String)>,
+    /// (role, content) rows.
+    pub messages: Vec<(String, String)>,
+    /// Quantize target ("" = none).
+    pub quantize: String,
+}
+
+/// A field's error.
+pub type Errors = BTreeMap<Field, String>;
+
+impl FormState {
+    /// Parameters as typed JSON values; the first value that does not parse is an error.
+    fn typed_parameters(&self) -> Result<Option<Map<String, Value>>, String> {
+        let mut out = Map::new();
+        for (k, raw) in &self.parameters {
+            let (k, raw) = (k.trim(), raw.trim());
+            if k.is_empty() && raw.is_empty() {
+                continue;
+            }
+            let v = match params::param_type(k) {
+                None => {
+                    return Err(params::check_param(k, &Value::Null).err().map_or_else(String::new, |e| e.to_string()));
+                }
+                Some(ParamType::Int) => raw.parse::<i64>().ok().map(Value::from),
+                Some(ParamType::Float) => raw.parse::<f64>().ok().map(Value::from),
+                Some(ParamType::Bool) => raw.parse::<bool>().ok().map(Value::Bool),
+                Some(ParamType::StringList) => Some(Value::String(raw.to_string())),
+            };
+            let ty = params::param_type(k).map_or("a value", ParamType::describe);
+            let v = v.ok_or_else(|| format!("invalid value for parameter '{k}': expected {ty}, got {raw:?}"))?;
+            if k == "stop" {
+                if let Value::Array(items) = out.entry("stop").or_insert_with(|| Value::Array(Vec::new())) {
+                    items.push(v);
+                }
+            } else {
+                out.insert(k.to_string(), v);
+            }
+        }
+        Ok((!out.is_empty()).then_some(out))
+    }
+
+    /// The request this form would send (the file's digest may still be the placeholder).
+    ///
+    /// # Errors
+    /// A parameter value that does not parse, as a field error.
+    pub fn to_request(&self) -> Result<CreateRequest, (Field, String)> {
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let mut req = CreateRequest {
+            model: Some(self.name.trim().to_string()),
+            template: nonempty(&self.template),
+            system: nonempty(&self.system),
+            license: nonempty(&self.license).map(License::One),
+            quantize: nonempty(&self.quantize),
+            stream: Some(true),
+            ..CreateRequest::default()
+        };
+        if !self.from.is_empty() {
+            req.from = Some(self.from.clone());
+        } else if let Some(file) = &self.file_name {
+            let digest = self.file_digest.clone().unwrap_or_else(|| PENDING_DIGEST.into());
+            req.files = Some(std::iter::once((file_key(file), digest)).collect());
+        }
+        req.parameters = self.typed_parameters().map_err(|e| (Field::Parameters, e))?;
+        let messages: Vec<Message> = self
+            .messages
+            .iter()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(role, content)| Message {
+                role: role.clone(),
+                content: content.clone(),
+                thinking: None,
+                images: None,
+                tool_calls: None,
+                tool_name: None,
+                tool_call_id: None,
+            })
+            .collect();
+        req.messages = (!messages.is_empty()).then_some(messages);
+        Ok(req)
+    }
+
+    /// Every error the form has now, by field. Empty means the Create button may send.
+    #[must_use]
+    pub fn errors(&self) -> Errors {
+        let mut errors = Errors::new();
+        let req = match self.to_request() {
+            Ok(r) => r,
+            Err((field, e)) => {
+                errors.insert(field, e);
+                let mut rest = self.clone();
+                rest.parameters.clear();
+                match rest.to_request() {
+                    Ok(r) => r,
+                    Err(_) => return errors,
+                }
+            }
+        };
+        if let Err(e) = validate_create(&req) {
+            errors.entry(field_of(&e)).or_insert_with(|| e.to_string());
+        }
+        errors
+    }
+}
+
+/// The `files` key for a chosen file: its base name.
+#[must_use]
+pub fn file_key(name: &str) -> String {
+    name.rsplit(['/', '\\']).next().unwrap_or(name).to_string()
+}
+
+/// The field a core error belongs to.
+#[must_use]
+pub fn field_of(e: &Error) -> Field {
+    match e {
+        Error::ModelRequired | Error::InvalidModelName | Error::InvalidDeleteName(_) => Field::Name,
+        Error::UnknownParameter { .. } | Error::ParameterType { .. } => Field::Parameters,
+        Error::MessageRole { .. } => Field::Messages,
+        Error::Template(_) => Field::Template,
+        Error::UnsupportedQuantization(_) => Field::Quantize,
+        _ => Field::Source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok_form() -> FormState {
+        FormState { name: "mine".into(), from: "base".into(), ..FormState::default() }
+    }
+
+    #[test]
+    fn valid_form_has_no_errors() {
+        let mut f = ok_form();
+        f.parameters = vec![("temperature".into(), "0.7".into()), ("stop".into(), "<|end|>".into())];
+        f.messages = vec![("user".into(), "hi".into())];
+        f.quantize = "q4_K_M".into();
+        assert!(f.errors().is_empty(), "{:?}", f.errors());
+        let req = f.to_request().unwrap();
+        assert_eq!(req.parameters.unwrap()["stop"], serde_json::json!(["<|end|>"]));
+    }
+
+    #[test]
+    fn errors_land_on_their_fields() {
+        let mut f = ok_form();
+        f.name = "bad name!".into();
+        assert_eq!(f.errors().get(&Field::Name).map(String::as_str), Some("invalid model name"));
+        let mut f = ok_form();
+        f.from.clear();
+        assert!(f.errors().contains_key(&Field::Source));
+        f.file_name = Some("C:\\models\\tiny.gguf".into());
+        assert!(f.errors().is_empty());
+        assert_eq!(f.to_request().unwrap().files.unwrap().keys().next().unwrap(), "tiny.gguf");
+        let mut f = ok_form();
+        f.parameters = vec![("num_ctx".into(), "lots".into())];
+        assert!(f.errors()[&Field::Parameters].contains("expected an integer"));
+        let mut f = ok_form();
+        f.template = "{{ .Prompt".into();
+        assert!(f.errors()[&Field::Template].starts_with("template error"));
+        let mut f = ok_form();
+        f.quantize = "q9".into();
+        assert!(f.errors().contains_key(&Field::Quantize));
+    }
+}

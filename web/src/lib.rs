@@ -1,0 +1,25 @@
+//! kiln-web: the dashboard. The create form validates every change with `kiln-core` — the same
+//! code the server runs — so mistakes show as you type; the create stream is read live.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`form`] | form state → `CreateRequest`; validation errors mapped to fields (pure, tested natively) |
+//! | `js_api` | `validate_create_request(obj)` and `parse_modelfile(text)` for other web tools |
+//! | `client` | HTTP: tags, show, copy, delete, blob HEAD/upload with progress, NDJSON create stream |
+//! | `app` | the Leptos components: create form, Modelfile paste, progress, models table |
+
+pub mod form;
+
+#[cfg(target_arch = "wasm32")]
+mod app;
+#[cfg(target_arch = "wasm32")]
+mod client;
+#[cfg(target_arch = "wasm32")]
+pub mod js_api;
+
+/// Mounts the dashboard.
+#[cfg(target_arch = "wasm32")]
+pub fn start() {
+    console_error_panic_hook::set_once();
+    leptos::mount::mount_to_body(app::App);
+}
