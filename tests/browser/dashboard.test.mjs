@@ -33,7 +33,14 @@ const browser = await chromium.launch({
 const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 const problems = [];
 page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
-page.on('console', (m) => { if (m.type() === 'error') problems.push(`console: ${m.text()}`); });
+page.on('console', (m) => {
+  // Failed loads are judged by the response check below; a HEAD for a missing blob is a 404 by design.
+  if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+});
+page.on('response', (r) => {
+  const expected = r.request().method() === 'HEAD' && r.url().includes('/api/blobs/') && r.status() === 404;
+  if (r.status() >= 400 && !expected) problems.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
+});
 const creates = [];
 page.on('request', (r) => { if (r.url().endsWith('/api/create')) creates.push(r.postData()); });
 

@@ -417,6 +417,9 @@ fn ModelsPanel(models: RwSignal<Vec<ListModel>>, list_error: RwSignal<Option<Str
                     <th scope="col">"Actions"</th>
                 </tr></thead>
                 <tbody>
+                    {move || models.with(Vec::is_empty).then(|| view! {
+                        <tr><td colspan="7" class="empty">"No models yet: create one."</td></tr>
+                    })}
                     <For each=move || models.get() key=|m| (m.name.clone(), m.digest.clone()) let:m>
                         {
                             let (n1, n2, n3, n4) = (m.name.clone(), m.name.clone(), m.name.clone(), m.name.clone());
@@ -427,7 +430,7 @@ fn ModelsPanel(models: RwSignal<Vec<ListModel>>, list_error: RwSignal<Option<Str
                                     <td>{m.details.family.clone()}</td>
                                     <td>{m.details.parameter_size.clone()}</td>
                                     <td>{m.details.quantization_level.clone()}</td>
-                                    <td>{m.modified_at.chars().take(19).collect::<String>().replace('T', " ")}</td>
+                                    <td>{m.modified_at.chars().take(16).collect::<String>().replace('T', " ")}</td>
                                     <td class="row-actions">
                                         <button type="button" aria-label=format!("Details of {n1}") on:click=move |_| show(n1.clone())>"Details"</button>
                                         {move || if pending_delete.get().as_deref() == Some(n2.as_str()) {
