@@ -166,6 +166,7 @@ async fn create_bench(
         device: crate::config::Device::Cpu,
         threads: Some(threads),
         ui: PathBuf::from("dist"),
+        origins: String::new(),
     };
     let state = crate::state::AppState::new(store, &args)?;
     println!(

@@ -22,6 +22,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Measure quantizer throughput and end-to-end creates.
     Bench(crate::bench::BenchArgs),
+    /// Check a model store for damage; `--repair` removes orphans and temp files.
+    Fsck(crate::fsck::FsckArgs),
 }
 
 /// Which quantizer runs.
@@ -52,6 +54,9 @@ pub struct ServeArgs {
     /// The dashboard, as built by `trunk build --release`; served at /ui/.
     #[arg(long, env = "KILN_UI", default_value = "dist")]
     pub ui: PathBuf,
+    /// Extra allowed CORS origins, comma-separated (`*` wildcards), added to Ollama's defaults.
+    #[arg(long, env = "OLLAMA_ORIGINS", default_value = "")]
+    pub origins: String,
 }
 
 fn default_models() -> PathBuf {

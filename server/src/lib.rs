@@ -9,6 +9,7 @@ pub mod api;
 pub mod bench;
 pub mod config;
 pub mod create;
+pub mod fsck;
 pub mod gguf;
 pub mod http;
 pub mod kernels;
@@ -30,6 +31,11 @@ pub fn run(cli: config::Cli) -> ExitCode {
     let result = match cli.command {
         config::Command::Serve(args) => serve(args),
         config::Command::Bench(args) => bench::run(&args),
+        config::Command::Fsck(args) => match fsck::run(&args) {
+            Ok(true) => Ok(()),
+            Ok(false) => return ExitCode::FAILURE,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,7 +52,8 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
         let store = store::Store::open(&args.models)?;
-        let state = state::AppState::new(store, &args)?;
+        let mut state = state::AppState::new(store, &args)?;
+        state.loopback = addr.ip().is_loopback();
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         tracing::info!(address = %local, models = %args.models.display(), "kiln listening");

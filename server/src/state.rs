@@ -16,6 +16,12 @@ pub struct AppState {
     pub pool: Arc<rayon::ThreadPool>,
     /// The dashboard folder.
     pub ui: std::path::PathBuf,
+    /// Whether kiln listens on a loopback address (then the `Host` header is checked).
+    pub loopback: bool,
+    /// This machine's hostname, an allowed `Host`.
+    pub hostname: Option<String>,
+    /// Extra CORS origins (`OLLAMA_ORIGINS`).
+    pub origins: String,
 }
 
 impl AppState {
@@ -31,6 +37,14 @@ impl AppState {
             .build()
             .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
-        Ok(Self { store: Arc::new(store), threads, pool: Arc::new(pool), ui: args.ui.clone() })
+        Ok(Self {
+            store: Arc::new(store),
+            threads,
+            pool: Arc::new(pool),
+            ui: args.ui.clone(),
+            loopback: true,
+            hostname: crate::http::guard::machine_hostname(),
+            origins: args.origins.clone(),
+        })
     }
 }

@@ -6,6 +6,9 @@ mod util; // TestServer: spawn, HTTP helpers, NDJSON reader, store inspection
 
 mod bad_input; // every bad request: status, message, store unchanged
 mod blobs; // upload, dedup, HEAD, digest mismatch
+mod concurrency; // 32 uploads + 32 creates + deletes at once
+mod crash; // SIGKILL at random points, then kiln fsck
 mod create; // create from files and from models: event order, layers, config
 mod models; // tags, show, copy, delete and blob collection
+mod network; // Host guard, CORS, dropped uploads
 mod store; // golden bytes: Ollama's digests for blobs, config and manifest

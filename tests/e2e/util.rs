@@ -120,6 +120,16 @@ impl TestServer {
         Self { child, url: format!("http://{addr}"), models, agent }
     }
 
+    /// Kills the server with SIGKILL (no chance to clean up) and hands back its store.
+    pub fn kill9(self) -> tempfile::TempDir {
+        self.stop()
+    }
+
+    /// Runs `kiln fsck` on this server's store: (exit success, output).
+    pub fn fsck(&self) -> (bool, String) {
+        fsck(self.models.path())
+    }
+
     /// Stops the server and hands back its store.
     pub fn stop(mut self) -> tempfile::TempDir {
         let _ = self.child.kill();
@@ -240,4 +250,35 @@ pub fn minimal_gguf() -> Vec<u8> {
     b.extend_from_slice(&4u64.to_le_bytes());
     b.extend_from_slice(b"test");
     b
+}
+
+/// Runs `kiln fsck` on a store: (exit success, output).
+pub fn fsck(models: &Path) -> (bool, String) {
+    let out = Command::new(kiln_bin()).args(["fsck", "--models"]).arg(models).output().expect("run kiln fsck");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// A small deterministic RNG for the harnesses (xorshift64*), seeded and printed by each test.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A seed from `KILN_SEED`, else the clock; printed so a failure can be replayed.
+pub fn seed(test: &str) -> u64 {
+    let seed = std::env::var("KILN_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64) | 1
+    });
+    eprintln!("{test}: seed {seed} (replay with KILN_SEED={seed})");
+    seed
 }

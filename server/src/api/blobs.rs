@@ -27,7 +27,7 @@ pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> 
     }
 }
 
-/// `POST /api/blobs/:digest`: 201 when stored, 200 when it already was (body not read).
+/// `POST /api/blobs/:digest`: 201 when stored, 200 when it already was.
 ///
 /// # Errors
 /// 400 for a malformed or mismatching digest; 507/500 for storage failures.
@@ -40,6 +40,13 @@ pub async fn upload(
     let store = state.store.clone();
     if store.has_blob(&expected) {
         store.touch(&expected);
+        // Read the body to its end (discarding it): answering early makes hyper close the
+        // connection under a client still sending, which that client sees as a transport error
+        // instead of this 200.
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        }
         return Ok(StatusCode::OK);
     }
     let _pin = store.pin([expected.clone()]);

@@ -196,7 +196,12 @@ async fn run_inner(state: &AppState, plan: CreatePlan, events: &Events) -> Resul
     let store = state.store.clone();
     let name = store.resolve(&plan.name);
     let old = store.read_manifest(&name).map_err(Into::<ApiError>::into)?.map(|m| m.manifest);
-    let mut pin = store.pin([]);
+    // Pin the uploaded blobs first: from here on no delete can collect them.
+    let uploaded = match &plan.source {
+        Source::Files(files) => files.iter().map(|(_, d)| d.clone()).collect(),
+        Source::From(_) => Vec::new(),
+    };
+    let mut pin = store.pin(uploaded.into_iter().chain(plan.adapters.iter().map(|(_, d)| d.clone())));
     let mut staged: Vec<Staged> = Vec::new();
     let mut headers: HashMap<Digest, Arc<Header>> = HashMap::new();
     let mut parsed_files = 0usize;

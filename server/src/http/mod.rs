@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod ndjson;
 
 use axum::Router;
@@ -21,7 +22,7 @@ pub const JSON_BODY_LIMIT: usize = 64 << 20;
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
     if !state.ui.join("index.html").is_file() {
-        tracing::warn!(ui = %state.ui.display(), "no dashboard there: build it with `trunk build --release`");
+        tracing::info!(ui = %state.ui.display(), "no dashboard there: build it with `trunk build --release`");
     }
     let ui = ServeDir::new(&state.ui).fallback(ServeFile::new(state.ui.join("index.html")));
     let blobs = Router::new()
@@ -41,6 +42,8 @@ pub fn app(state: AppState) -> Router {
         .nest_service("/ui", ui)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(guard::cors(&state.origins))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check_host))
         .with_state(state)
 }
 

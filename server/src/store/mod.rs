@@ -88,8 +88,13 @@ impl Store {
     }
 
     /// Keeps `digests` from being garbage-collected until the returned guard drops.
+    ///
+    /// Pinning takes the store lock, so it is ordered against garbage collection: a digest pinned
+    /// before a collection is kept by it; one pinned after may already be gone, which the caller
+    /// sees when it checks the blob exists (always after pinning).
     pub fn pin(&self, digests: impl IntoIterator<Item = Digest>) -> Pin<'_> {
         let digests: Vec<Digest> = digests.into_iter().collect();
+        let _guard = self.locked();
         let mut pins = self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for d in &digests {
             *pins.entry(d.clone()).or_insert(0) += 1;
@@ -112,6 +117,7 @@ pub struct Pin<'a> {
 impl Pin<'_> {
     /// Pins one more digest under this guard.
     pub fn add(&mut self, d: Digest) {
+        let _guard = self.store.locked();
         let mut pins = self.store.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *pins.entry(d.clone()).or_insert(0) += 1;
         self.digests.push(d);
