@@ -63,6 +63,43 @@ impl ModelFacts {
     }
 }
 
+/// Refuses header values the per-tensor rules would divide by or index with: a layer tensor
+/// (`blk.N.…`) with `block_count` missing, 0 or not above `N`, and a head count of 0.
+/// llama-quantize aborts (or divides by zero) on these; kiln says which value is wrong.
+///
+/// # Errors
+/// A message naming the key and the tensor.
+pub fn check_header_facts<'a>(
+    arch: &str,
+    block_count: Option<u64>,
+    head_count: Option<u64>,
+    head_count_kv: Option<u64>,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<(), String> {
+    use alloc::format;
+    for (key, v) in [("attention.head_count", head_count), ("attention.head_count_kv", head_count_kv)] {
+        if v == Some(0) {
+            return Err(format!("{arch}.{key} is 0"));
+        }
+    }
+    if let (Some(h), Some(kv)) = (head_count, head_count_kv)
+        && h % kv != 0
+    {
+        return Err(format!("{arch}.attention.head_count {h} is not a multiple of head_count_kv {kv}"));
+    }
+    let deepest = names.filter_map(|n| layer_of(n).map(|l| (l, n))).max_by_key(|(l, _)| *l);
+    if let Some((layer, name)) = deepest {
+        match block_count {
+            None => return Err(format!("{arch}.block_count is missing but tensor \"{name}\" is in layer {layer}")),
+            Some(n) if layer >= n => {
+                return Err(format!("{arch}.block_count is {n} but tensor \"{name}\" is in layer {layer}"));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// llama-quantize's tensor order: non-layer tensors first (as layer −1), then by layer number,
 /// then by name, byte-wise.
 #[must_use]
@@ -339,5 +376,31 @@ mod tests {
         assert_eq!(fallback(GgmlType::Q3_K, 288), GgmlType::Q4_0);
         assert_eq!(fallback(GgmlType::Q8_0, 48), GgmlType::F16);
         assert_eq!(fallback(GgmlType::Q4_K, 512), GgmlType::Q4_K);
+    }
+
+    #[test]
+    fn header_facts_that_would_divide_by_zero_are_refused() {
+        let names = ["token_embd.weight", "blk.0.attn_v.weight", "blk.1.attn_v.weight"];
+        let check = |b, h, kv| check_header_facts("llama", b, h, kv, names.iter().copied());
+        assert_eq!(check(Some(2), Some(8), Some(2)), Ok(()));
+        assert_eq!(
+            check(Some(0), Some(8), Some(2)).unwrap_err(),
+            "llama.block_count is 0 but tensor \"blk.1.attn_v.weight\" is in layer 1"
+        );
+        assert_eq!(
+            check(Some(1), Some(8), Some(2)).unwrap_err(),
+            "llama.block_count is 1 but tensor \"blk.1.attn_v.weight\" is in layer 1"
+        );
+        assert_eq!(
+            check(None, Some(8), Some(2)).unwrap_err(),
+            "llama.block_count is missing but tensor \"blk.1.attn_v.weight\" is in layer 1"
+        );
+        assert_eq!(check(Some(2), Some(0), Some(2)).unwrap_err(), "llama.attention.head_count is 0");
+        assert_eq!(check(Some(2), Some(8), Some(0)).unwrap_err(), "llama.attention.head_count_kv is 0");
+        assert_eq!(
+            check(Some(2), Some(8), Some(3)).unwrap_err(),
+            "llama.attention.head_count 8 is not a multiple of head_count_kv 3"
+        );
+        assert_eq!(check_header_facts("x", None, None, None, ["output.weight"].into_iter()), Ok(()));
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 
 use crate::util::{TestServer, digest, tiny_llama};
 
-fn check(s: &TestServer, path: &str, body: &[u8], status: u16, message: &str) {
+pub fn check(s: &TestServer, path: &str, body: &[u8], status: u16, message: &str) {
     let before = s.files();
     for stream in [None, Some(false)] {
         let body = match (stream, serde_json::from_slice::<Value>(body)) {

@@ -20,8 +20,8 @@ use crate::gguf::read;
 use crate::http::error::ApiError;
 use crate::http::extract;
 use crate::state::AppState;
-use crate::store::Store;
 use crate::store::manifests::StoredManifest;
+use crate::store::{Store, StoreError};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
@@ -309,8 +309,16 @@ pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<Status
     let store = state.store.clone();
     blocking(move || {
         let name = store.resolve(&name);
-        let m = store.read_manifest(&name)?.ok_or_else(|| ApiError::not_found(format!("model '{raw}' not found")))?;
-        store.delete_manifest(&m)?;
+        match store.read_manifest(&name) {
+            Ok(Some(m)) => store.delete_manifest(&m)?,
+            Ok(None) => return Err(ApiError::not_found(format!("model '{raw}' not found"))),
+            // A corrupt manifest can still be deleted: that is how a user gets rid of it.
+            Err(e @ StoreError::BadManifest { .. }) => {
+                tracing::warn!("deleting {e}");
+                store.delete_corrupt_manifest(&name)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(StatusCode::OK)
     })
     .await?

@@ -8,7 +8,7 @@ pub mod widen;
 use kiln_core::file_type::{FileType, file_type_name};
 use kiln_core::ggml_type::GgmlType;
 use kiln_core::gguf::{self, Header, TensorInfo, Value};
-use kiln_core::tensor_policy::{ModelFacts, Policy, sort_key};
+use kiln_core::tensor_policy::{self, ModelFacts, Policy, sort_key};
 
 /// Why a model cannot be quantized.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +24,9 @@ pub enum QuantError {
         /// Its type.
         ty: &'static str,
     },
+    /// A header value the per-tensor rules need is missing or impossible.
+    #[error("invalid model header: {0}")]
+    Header(String),
     /// A kernel refused its input.
     #[error(transparent)]
     Kernel(#[from] crate::kernels::KernelError),
@@ -108,6 +111,16 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
     if !matches!(src_name, "F32" | "F16" | "BF16") {
         return Err(QuantError::SourceType(src_name.into()));
     }
+    let arch = h.architecture().unwrap_or("");
+    let key = |k: &str| h.get_u64(&format!("{arch}.{k}"));
+    tensor_policy::check_header_facts(
+        arch,
+        key("block_count"),
+        key("attention.head_count"),
+        key("attention.head_count_kv"),
+        h.tensors.iter().map(|t| t.name.as_str()),
+    )
+    .map_err(QuantError::Header)?;
     let mut order: Vec<&TensorInfo> = h.tensors.iter().collect();
     order.sort_by(|a, b| sort_key(&a.name).cmp(&sort_key(&b.name)));
     let mut policy = Policy::new(target, facts(h));

@@ -245,7 +245,23 @@ impl Store {
     /// Filesystem errors.
     pub fn delete_manifest(&self, stored: &StoredManifest) -> Result<(), StoreError> {
         let _guard = self.locked();
-        let path = self.manifest_path(&stored.name);
+        self.remove_manifest_file(&stored.name)?;
+        self.collect_unreferenced(stored.manifest.digests().collect());
+        Ok(())
+    }
+
+    /// Removes a manifest that does not parse. Its blobs cannot be known from it, so none are
+    /// collected here; `kiln fsck --repair` removes them once nothing references them.
+    ///
+    /// # Errors
+    /// Filesystem errors.
+    pub fn delete_corrupt_manifest(&self, name: &ModelName) -> Result<(), StoreError> {
+        let _guard = self.locked();
+        self.remove_manifest_file(name)
+    }
+
+    fn remove_manifest_file(&self, name: &ModelName) -> Result<(), StoreError> {
+        let path = self.manifest_path(name);
         std::fs::remove_file(&path)?;
         let top = self.manifests_dir();
         let mut dir = path.parent().map(std::path::Path::to_path_buf);
@@ -255,7 +271,6 @@ impl Store {
             }
             dir = d.parent().map(std::path::Path::to_path_buf);
         }
-        self.collect_unreferenced(stored.manifest.digests().collect());
         Ok(())
     }
 }
