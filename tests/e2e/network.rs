@@ -64,3 +64,30 @@ fn a_dropped_upload_leaves_nothing() {
     assert!(s.files().is_empty(), "left behind: {:?}", s.files());
     assert!(took < Duration::from_secs(1), "temp file removed only after {took:?}");
 }
+
+#[test]
+fn json_bodies_are_limited() {
+    let s = TestServer::start();
+    let addr = s.url.trim_start_matches("http://");
+    // The server answers from the Content-Length alone (and may close before reading the body,
+    // as HTTP allows), so this client sends the head and reads the answer.
+    for path in ["/api/create", "/api/show", "/api/copy"] {
+        let mut c = TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{\"model\": \"",
+            (64 << 20) + 1
+        )
+        .unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.to_ascii_lowercase().contains("content-type: application/json"), "{path}: {answer}");
+        assert!(answer.ends_with("{\"error\":\"request body larger than 64 MiB\"}"), "{path}: {answer}");
+    }
+    // Just under the limit is read and judged on its content.
+    let big = format!("{{\"model\": \"m\", \"system\": \"{}\"}}", "x".repeat((64 << 20) - 40));
+    let r = s.post_raw("/api/show", big.as_bytes());
+    assert_eq!((r.status, r.error()), (404, "model 'm:latest' not found".to_string()));
+    assert!(s.files().is_empty());
+}

@@ -103,15 +103,15 @@ impl TestServer {
 
     /// Starts on an existing store (restart tests).
     pub fn start_in(models: tempfile::TempDir, args: &[&str]) -> Self {
-        let mut child = Command::new(kiln_bin())
-            .args(["serve", "--host", "127.0.0.1:0", "--models"])
-            .arg(models.path())
-            .args(args)
-            .env("KILN_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn kiln");
+        let mut cmd = Command::new(kiln_bin());
+        cmd.args(["serve", "--host", "127.0.0.1:0", "--models"]).arg(models.path()).args(args);
+        Self::spawn(cmd, models)
+    }
+
+    /// Runs `cmd` (which must end up exec-ing `kiln serve` on `models`) and waits for its address.
+    pub fn spawn(mut cmd: Command, models: tempfile::TempDir) -> Self {
+        let mut child =
+            cmd.env("KILN_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn kiln");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read address");
         let addr =

@@ -1,18 +1,17 @@
 //! `POST /api/create`: body → `kiln_core::validate` → [`crate::create::run`] in a task →
 //! NDJSON (or one object with `stream:false`) through [`crate::http::ndjson`].
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use kiln_core::request::CreateRequest;
 use kiln_core::validate::validate_create;
 
-use crate::http::extract;
+use crate::http::extract::{self, JsonBody};
 use crate::http::ndjson::{Events, respond};
 use crate::state::AppState;
 
 /// `POST /api/create`.
-pub async fn create(State(state): State<AppState>, body: Bytes) -> Response {
+pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
     let plan = match extract::json::<CreateRequest>(&body).and_then(|r| validate_create(&r).map_err(Into::into)) {
         Ok(p) => p,
         Err(e) => return e.into_response(),

@@ -4,7 +4,6 @@
 use std::fmt::Write as _;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use kiln_core::gguf::{Array, Header, Value as GValue};
@@ -18,7 +17,7 @@ use crate::create::config::ConfigFile;
 use crate::create::layers::media;
 use crate::gguf::read;
 use crate::http::error::ApiError;
-use crate::http::extract;
+use crate::http::extract::{self, JsonBody};
 use crate::state::AppState;
 use crate::store::manifests::StoredManifest;
 use crate::store::{Store, StoreError};
@@ -154,7 +153,7 @@ fn quote(s: &str) -> String {
 /// # Errors
 /// 400 for a bad name, 404 for an unknown model.
 #[allow(clippy::too_many_lines)]
-pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+pub async fn show(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
     let req: ShowRequest = extract::json(&body)?;
     let name = parse_name(req.model.as_deref().filter(|m| !m.is_empty()).or(req.name.as_deref()))?;
     let verbose = req.verbose.unwrap_or(false);
@@ -275,7 +274,7 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
 ///
 /// # Errors
 /// 400 for bad names, 404 for an unknown source.
-pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
+pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
     let req: CopyRequest = extract::json(&body)?;
     let src = ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
     let dst = ModelName::parse(&req.destination).ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
@@ -299,7 +298,7 @@ pub async fn copy(State(state): State<AppState>, body: Bytes) -> Result<StatusCo
 ///
 /// # Errors
 /// 400 for a bad name, 404 for an unknown model.
-pub async fn delete(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
     let req: DeleteRequest = extract::json(&body)?;
     let raw = req.model.filter(|m| !m.trim().is_empty()).or(req.name).unwrap_or_default();
     if raw.trim().is_empty() {
