@@ -23,6 +23,7 @@ fn is_empty(s: &str) -> bool {
 
 /// One line of the create stream.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProgressEvent {
     /// What is happening, e.g. `parsing GGUF`, `writing manifest`, `success`.
     #[serde(default, skip_serializing_if = "is_empty")]

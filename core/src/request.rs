@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 /// `license`: one string or a list of strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum License {
     /// One license text.
@@ -21,6 +22,7 @@ pub enum License {
 
 /// A canned conversation message (`api.Message`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// `system`, `user`, `assistant` or `tool` (lower-cased on decode by the validator).
     pub role: String,
@@ -35,6 +37,7 @@ pub struct Message {
     pub images: Option<Vec<String>>,
     /// Tool calls, kept as sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<Object>>))]
     pub tool_calls: Option<Vec<Value>>,
     /// Tool name for a `tool` message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -46,6 +49,7 @@ pub struct Message {
 
 /// `POST /api/create` (`api.CreateRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRequest {
     /// Target name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +77,7 @@ pub struct CreateRequest {
     pub license: Option<License>,
     /// Default runtime options.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub parameters: Option<Map<String, Value>>,
     /// Canned conversation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +102,7 @@ pub struct CreateRequest {
     pub requires: Option<String>,
     /// Config metadata overrides (remote stubs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub info: Option<Map<String, Value>>,
     /// Upstream for a remote stub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +117,7 @@ pub struct CreateRequest {
 
 /// `POST /api/show`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShowRequest {
     /// Model name.
     #[serde(default)]
@@ -125,6 +132,7 @@ pub struct ShowRequest {
 
 /// `DELETE /api/delete`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeleteRequest {
     /// Model name.
     #[serde(default)]
@@ -136,6 +144,7 @@ pub struct DeleteRequest {
 
 /// `POST /api/copy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CopyRequest {
     /// Existing model.
     #[serde(default)]
@@ -147,6 +156,7 @@ pub struct CopyRequest {
 
 /// `details` of `/api/tags` and `/api/show`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelDetails {
     /// `from` of the model layer, or empty.
     pub parent_model: String,
@@ -170,6 +180,7 @@ pub struct ModelDetails {
 
 /// One entry of `GET /api/tags`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListModel {
     /// Short display name.
     pub name: String,
@@ -187,6 +198,7 @@ pub struct ListModel {
 
 /// `GET /api/tags`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ListResponse {
     /// Models, newest first.
     pub models: Vec<ListModel>,

@@ -150,9 +150,12 @@ def test_disconnect_cancels_quantization_and_removes_its_temp_file(gemma_server)
     sock = socket.create_connection((host, int(port)))
     sock.sendall(b"POST /api/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+    sock.settimeout(60)
     buf = b""
     while b"quantizing" not in buf:
-        buf += sock.recv(4096)
+        chunk = sock.recv(4096)
+        assert chunk, f"server closed the connection before quantizing began: {buf!r}"
+        buf += chunk
     temps = lambda: [p for p in (gemma_server.store / "blobs").iterdir() if p.name.startswith(".kiln-tmp-")]
     assert temps(), "quantization should be writing a temp file"
     sock.close()

@@ -18,6 +18,7 @@ use crate::store::blobs::finish;
 ///
 /// # Errors
 /// 400 for a malformed digest, 404 when absent.
+#[utoipa::path(head, path = "/api/blobs/{digest}", params(("digest" = String, Path, description = "sha256:<64 hex>")), responses((status = 200, description = "Stored"), (status = 400, description = "Malformed digest"), (status = 404, description = "Not stored")))]
 pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> Result<StatusCode, ApiError> {
     let d = Digest::parse(&digest)?;
     if state.store.has_blob(&d) {
@@ -31,6 +32,7 @@ pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> 
 ///
 /// # Errors
 /// 400 for a malformed or mismatching digest; 507/500 for storage failures.
+#[utoipa::path(post, path = "/api/blobs/{digest}", params(("digest" = String, Path, description = "sha256:<64 hex>")), request_body(content = String, content_type = "application/octet-stream", description = "The blob's bytes"), responses((status = 201, description = "Stored"), (status = 200, description = "Already stored"), (status = 400, description = "Malformed or mismatching digest", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Storage failure", body = crate::http::openapi::ErrorResponse), (status = 507, description = "Disk full", body = crate::http::openapi::ErrorResponse)))]
 pub async fn upload(
     State(state): State<AppState>,
     Path(digest): Path<String>,

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use kiln_core::event::ProgressEvent;
 use kiln_core::request::CreateRequest;
 use kiln_core::validate::validate_create;
 
@@ -11,6 +12,7 @@ use crate::http::ndjson::{Events, respond};
 use crate::state::AppState;
 
 /// `POST /api/create`.
+#[utoipa::path(post, path = "/api/create", request_body = CreateRequest, responses((status = 200, description = "Progress lines (stream) or one status object", content((crate::http::openapi::StatusResponse = "application/json"), (ProgressEvent = "application/x-ndjson"))), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "The `from` model does not exist", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Storage failure", body = crate::http::openapi::ErrorResponse), (status = 507, description = "Disk full", body = crate::http::openapi::ErrorResponse)))]
 pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
     let plan = match extract::json::<CreateRequest>(&body).and_then(|r| validate_create(&r).map_err(Into::into)) {
         Ok(p) => p,

@@ -49,6 +49,7 @@ fn details(store: &Store, m: &StoredManifest) -> ModelDetails {
 ///
 /// # Errors
 /// Only on internal failures.
+#[utoipa::path(get, path = "/api/tags", responses((status = 200, description = "Local models", body = ListResponse)))]
 pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, ApiError> {
     let store = state.store.clone();
     let models = blocking(move || {
@@ -153,6 +154,7 @@ fn quote(s: &str) -> String {
 /// # Errors
 /// 400 for a bad name, 404 for an unknown model.
 #[allow(clippy::too_many_lines)]
+#[utoipa::path(post, path = "/api/show", request_body = ShowRequest, responses((status = 200, description = "Model details", body = crate::http::openapi::ShowResponse), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Corrupt manifest or storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn show(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Json<Value>, ApiError> {
     let req: ShowRequest = extract::json(&body)?;
     let name = parse_name(req.model.as_deref().filter(|m| !m.is_empty()).or(req.name.as_deref()))?;
@@ -274,6 +276,7 @@ pub async fn show(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
 ///
 /// # Errors
 /// 400 for bad names, 404 for an unknown source.
+#[utoipa::path(post, path = "/api/copy", request_body = CopyRequest, responses((status = 200, description = "Copied"), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Corrupt manifest or storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
     let req: CopyRequest = extract::json(&body)?;
     let src = ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
@@ -298,6 +301,7 @@ pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
 ///
 /// # Errors
 /// 400 for a bad name, 404 for an unknown model.
+#[utoipa::path(delete, path = "/api/delete", request_body = DeleteRequest, responses((status = 200, description = "Deleted"), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn delete(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
     let req: DeleteRequest = extract::json(&body)?;
     let raw = req.model.filter(|m| !m.trim().is_empty()).or(req.name).unwrap_or_default();

@@ -11,17 +11,20 @@ pub const OLLAMA_API_VERSION: &str = "0.33.0";
 
 /// `GET /`: a browser (`Accept: text/html`) goes to the dashboard; every other client gets
 /// Ollama's health-check text.
+#[utoipa::path(get, path = "/", responses((status = 200, description = "Health check", content_type = "text/plain", body = String), (status = 307, description = "A browser (Accept: text/html) is sent to the dashboard")))]
 pub async fn root(headers: HeaderMap) -> Response {
     let browser = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.contains("text/html"));
     if browser { Redirect::temporary("/ui/").into_response() } else { "Ollama is running".into_response() }
 }
 
 /// `GET /api/version`.
+#[utoipa::path(get, path = "/api/version", responses((status = 200, description = "The API version", body = crate::http::openapi::VersionResponse)))]
 pub async fn version() -> Json<Value> {
     Json(json!({ "version": OLLAMA_API_VERSION, "kiln": env!("CARGO_PKG_VERSION") }))
 }
 
 /// `GET /api/kiln/info`: which quantizer runs.
+#[utoipa::path(get, path = "/api/kiln/info", responses((status = 200, description = "Which quantizer runs", body = crate::http::openapi::KilnInfo)))]
 pub async fn info(State(state): State<crate::state::AppState>) -> Json<Value> {
     Json(json!({ "quantizer": { "backend": "cpu", "threads": state.threads } }))
 }

@@ -5,6 +5,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod ndjson;
+pub mod openapi;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/copy", post(api::models::copy))
         .route("/api/delete", axum::routing::delete(api::models::delete))
         .route("/api/kiln/info", get(api::version::info))
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(blobs)
         .nest_service("/ui", ui)
