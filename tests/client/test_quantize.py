@@ -148,7 +148,7 @@ def test_disconnect_cancels_quantization_and_removes_its_temp_file(gemma_server)
     host, port = gemma_server.url.removeprefix("http://").split(":")
     body = json.dumps({"model": "cancelled", "from": "src", "quantize": "q2_K"}).encode()
     sock = socket.create_connection((host, int(port)))
-    sock.sendall(b"POST /api/create HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+    sock.sendall(b"POST /api/create HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: "
                  + str(len(body)).encode() + b"\r\n\r\n" + body)
     sock.settimeout(60)
     buf = b""
