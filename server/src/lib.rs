@@ -11,6 +11,7 @@ pub mod config;
 pub mod create;
 pub mod fsck;
 pub mod gguf;
+pub mod gpu;
 pub mod http;
 pub mod kernels;
 pub mod quantize;

@@ -1,0 +1,312 @@
+//! The wgpu quantizer: WGSL kernels (`kernels/<format>.wgsl`, beside their CPU twins) run on a
+//! Vulkan/Metal/DX12 adapter and give the CPU's bytes. Exactness comes from the kernels
+//! (integer f16/bf16, exact division, no contraction: `kernels/exact.wgsl`); blocks they cannot
+//! do exactly (non-finite, subnormal, tiny) come back in a fallback list that the host redoes with
+//! the CPU kernels and patches in. A start-up self-test compares the two on a corpus that covers
+//! every such case; a device that differs is not used.
+
+pub mod selftest;
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+
+use kiln_core::ggml_type::GgmlType;
+use wgpu::util::DeviceExt;
+
+use crate::kernels;
+
+const EXACT: &str = include_str!("../kernels/exact.wgsl");
+
+/// How one format maps onto invocations: `elems` inputs → `words` output words per invocation.
+struct Kernel {
+    source: &'static str,
+    elems: usize,
+    words: usize,
+}
+
+fn kernel(ty: GgmlType) -> Option<Kernel> {
+    Some(match ty {
+        GgmlType::F16 => Kernel { source: include_str!("../kernels/f16.wgsl"), elems: 2, words: 1 },
+        GgmlType::BF16 => Kernel { source: include_str!("../kernels/bf16.wgsl"), elems: 2, words: 1 },
+        GgmlType::Q8_0 => Kernel { source: include_str!("../kernels/q8_0.wgsl"), elems: 64, words: 17 },
+        _ => return None,
+    })
+}
+
+/// Why the GPU path is not available or failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter.
+    #[error("no GPU adapter: {0}")]
+    NoAdapter(String),
+    /// The device could not be opened.
+    #[error("GPU device: {0}")]
+    Device(String),
+    /// A kernel failed to compile or validate.
+    #[error("GPU kernel for {ty}: {reason}")]
+    Kernel {
+        /// Format.
+        ty: &'static str,
+        /// Validation message.
+        reason: String,
+    },
+    /// Reading results back failed.
+    #[error("GPU readback: {0}")]
+    Readback(String),
+}
+
+/// An opened adapter with one compiled pipeline per supported format.
+pub struct Gpu {
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    pipelines: HashMap<GgmlType, wgpu::ComputePipeline>,
+    layout: wgpu::BindGroupLayout,
+    max_binding: u64,
+}
+
+impl std::fmt::Debug for Gpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpu").field("adapter", &self.info.name).field("backend", &self.info.backend).finish()
+    }
+}
+
+/// The result of one quantization on the device.
+#[derive(Debug)]
+pub struct Quantized {
+    /// The blocks, bytes as the CPU writes them.
+    pub bytes: Vec<u8>,
+    /// How many blocks the CPU redid.
+    pub fallbacks: usize,
+}
+
+impl Gpu {
+    /// Opens the first adapter wgpu finds (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` choose), and
+    /// compiles every kernel.
+    ///
+    /// # Errors
+    /// No adapter, no device, or a kernel the driver rejects.
+    pub fn open() -> Result<Self, GpuError> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
+            power_preference: wgpu::PowerPreference::HighPerformance,
+            force_fallback_adapter: false,
+            compatible_surface: None,
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("kiln"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        }))
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+        let max_binding = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        // One explicit layout for every kernel: automatic layouts drop bindings a kernel does
+        // not use (F16 has no fallback list), and then one bind group would not fit all.
+        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Storage { read_only },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("kiln"),
+            entries: &[
+                storage(0, true),
+                storage(1, false),
+                storage(2, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 3,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("kiln"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let mut pipelines = HashMap::new();
+        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+            let k = kernel(ty).expect("listed");
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(ty.name()),
+                source: wgpu::ShaderSource::Wgsl(format!("{EXACT}\n{}", k.source).into()),
+            });
+            let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(ty.name()),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: wgpu::PipelineCompilationOptions::default(),
+                cache: None,
+            });
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(GpuError::Kernel { ty: ty.name(), reason: e.to_string() });
+            }
+            pipelines.insert(ty, pipeline);
+        }
+        Ok(Self { device, queue, info, pipelines, layout, max_binding })
+    }
+
+    /// `"llvmpipe (LLVM 15.0.6, 256 bits)"`, …
+    #[must_use]
+    pub fn adapter(&self) -> String {
+        format!("{} ({:?})", self.info.name, self.info.backend)
+    }
+
+    /// The driver and its version.
+    #[must_use]
+    pub fn driver(&self) -> String {
+        format!("{} {}", self.info.driver, self.info.driver_info).trim().to_string()
+    }
+
+    /// Whether a kernel exists for `ty`.
+    #[must_use]
+    pub fn supports(&self, ty: GgmlType) -> bool {
+        self.pipelines.contains_key(&ty)
+    }
+
+    /// Quantizes whole blocks of `x` to `ty` on the device, in pieces that fit its bindings.
+    ///
+    /// # Errors
+    /// An unsupported type (the caller checks [`Gpu::supports`]) or a failed readback.
+    pub fn quantize(&self, ty: GgmlType, x: &[f32]) -> Result<Quantized, GpuError> {
+        let k = kernel(ty).ok_or_else(|| GpuError::Kernel { ty: ty.name(), reason: "no kernel".into() })?;
+        let block_elems = ty.block_elems() as usize;
+        let block_bytes = ty.block_bytes() as usize;
+        assert!(x.len().is_multiple_of(block_elems), "whole blocks only");
+        let mut bytes = vec![0u8; x.len() / block_elems * block_bytes];
+        // Invocations per piece: bounded by the binding size of the input.
+        let per_piece = ((self.max_binding / 4) as usize / k.elems).clamp(1, 1 << 20);
+        let mut fallbacks = 0;
+        let mut done = 0usize;
+        while done < x.len() {
+            let take = (x.len() - done).min(per_piece * k.elems);
+            let piece = &x[done..done + take];
+            let units = take.div_ceil(k.elems);
+            let mut padded;
+            let input: &[f32] = if take == units * k.elems {
+                piece
+            } else {
+                padded = piece.to_vec();
+                padded.resize(units * k.elems, 0.0);
+                &padded
+            };
+            let (words, flagged) = self.run(ty, &k, input, units)?;
+            let out_start = done / block_elems * block_bytes;
+            let out_len = take / block_elems * block_bytes;
+            bytes[out_start..out_start + out_len].copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&words)[..out_len]);
+            for b in flagged {
+                let b = b as usize;
+                if b * block_elems >= take {
+                    continue;
+                }
+                let xb = &piece[b * block_elems..(b + 1) * block_elems];
+                let ob = &mut bytes[out_start + b * block_bytes..out_start + (b + 1) * block_bytes];
+                kernels::quantize(ty, xb, ob).map_err(|e| GpuError::Kernel { ty: ty.name(), reason: e.to_string() })?;
+                fallbacks += 1;
+            }
+            done += take;
+        }
+        Ok(Quantized { bytes, fallbacks })
+    }
+
+    fn run(&self, ty: GgmlType, k: &Kernel, input: &[f32], units: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+        let d = &self.device;
+        let src = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("src"),
+            contents: bytemuck::cast_slice(input),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let out_size = (units * k.words * 4) as u64;
+        let dst = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("dst"),
+            size: out_size,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        // Room for every block to fall back (plus the counter): never truncated.
+        let blocks = units * k.elems / ty.block_elems() as usize;
+        let fb_size = ((blocks + 1) * 4) as u64;
+        let fallback = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("fallback"),
+            contents: &vec![0u8; fb_size as usize],
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        });
+        let params = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&[0u32, u32::try_from(units).unwrap_or(u32::MAX)]),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let pipeline = &self.pipelines[&ty];
+        let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry { binding: 0, resource: src.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: dst.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: fallback.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: params.as_entire_binding() },
+            ],
+        });
+        let read_out = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read dst"),
+            size: out_size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let read_fb = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read fallback"),
+            size: fb_size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = d.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            let groups = units.div_ceil(64);
+            let (gx, gy) = if groups <= 65535 { (groups, 1) } else { (65535, groups.div_ceil(65535)) };
+            assert!(gy == 1, "pieces are sized to fit one dispatch row");
+            pass.dispatch_workgroups(gx as u32, gy as u32, 1);
+        }
+        enc.copy_buffer_to_buffer(&dst, 0, &read_out, 0, out_size);
+        enc.copy_buffer_to_buffer(&fallback, 0, &read_fb, 0, fb_size);
+        self.queue.submit([enc.finish()]);
+        let words = self.read(&read_out)?;
+        let fb = self.read(&read_fb)?;
+        let n = fb[0] as usize;
+        Ok((words, fb[1..=n.min(fb.len() - 1)].to_vec()))
+    }
+
+    fn read(&self, buf: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
+        let slice = buf.slice(..);
+        let (tx, rx) = mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        rx.recv().map_err(|e| GpuError::Readback(e.to_string()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = slice.get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+        let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
+        drop(view);
+        buf.unmap();
+        Ok(words)
+    }
+}

@@ -1,0 +1,130 @@
+// Exact arithmetic shared by every kiln kernel (shared/spec/quantization.md §3.2, §3.6): integer
+// f16/bf16 conversions, a correctly rounded division, an opaque identity that keeps a driver from
+// fusing a product into the add that follows, and the fallback list the host finishes on the CPU.
+
+struct Params {
+    // Always 0: XOR-ing a product's bits with it hides the product from the compiler.
+    zero: u32,
+    // Units (block pairs, word pairs) in this dispatch.
+    units: u32,
+}
+
+@group(0) @binding(0) var<storage, read> src: array<u32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+// fallback[0]: count; fallback[1..]: indices of blocks the host must redo.
+@group(0) @binding(2) var<storage, read_write> fallback: array<atomic<u32>>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+fn opaque(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) ^ params.zero);
+}
+
+fn flag_block(block: u32) {
+    let slot = atomicAdd(&fallback[0], 1u) + 1u;
+    if slot < arrayLength(&fallback) {
+        atomicStore(&fallback[slot], block);
+    }
+}
+
+// Non-finite or subnormal (zero excepted): such inputs go to the CPU.
+fn is_awkward(u: u32) -> bool {
+    let e = (u >> 23u) & 0xFFu;
+    return e == 255u || (e == 0u && (u & 0x7FFFFFu) != 0u);
+}
+
+// f32 bits → f16 bits, round to nearest even, integer only (§3.2).
+fn f32_to_f16(u: u32) -> u32 {
+    let s = (u >> 16u) & 0x8000u;
+    let a = u & 0x7FFFFFFFu;
+    if a > 0x7F800000u {
+        return s | 0x7E00u;
+    }
+    if a >= 0x47800000u {
+        return s | 0x7C00u;
+    }
+    let e = a >> 23u;
+    if e >= 113u {
+        let m = a & 0x7FFFFFu;
+        var h = ((e - 112u) << 10u) | (m >> 13u);
+        let r = m & 0x1FFFu;
+        if r > 0x1000u || (r == 0x1000u && (h & 1u) == 1u) {
+            h = h + 1u;
+        }
+        return s | h;
+    }
+    if e < 102u {
+        return s;
+    }
+    let m = (a & 0x7FFFFFu) | 0x800000u;
+    let sh = 126u - e;
+    var h = m >> sh;
+    let r = m & ((1u << sh) - 1u);
+    let half = 1u << (sh - 1u);
+    if r > half || (r == half && (h & 1u) == 1u) {
+        h = h + 1u;
+    }
+    return s | h;
+}
+
+// f32 bits → bf16 bits as ggml_fp32_to_bf16_row_ref (§2.1).
+fn f32_to_bf16(u: u32) -> u32 {
+    if (u & 0x7FFFFFFFu) > 0x7F800000u {
+        return ((u >> 16u) | 0x0040u) & 0xFFFFu;
+    }
+    return ((u + 0x7FFFu + ((u >> 16u) & 1u)) >> 16u) & 0xFFFFu;
+}
+
+// The exact quotient of two positive normal floats, or ok = false when it would be subnormal
+// or overflow (§3.6 item 3: restoring division of the significands, then RNE with sticky bit).
+struct Quot {
+    v: f32,
+    ok: bool,
+}
+
+fn div_pos(a: f32, b: f32) -> Quot {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let ea = i32(ua >> 23u);
+    let eb = i32(ub >> 23u);
+    if ea == 0 || ea == 255 || eb == 0 || eb == 255 {
+        return Quot(0.0, false);
+    }
+    var ma = (ua & 0x7FFFFFu) | 0x800000u;
+    let mb = (ub & 0x7FFFFFu) | 0x800000u;
+    var e = ea - eb + 127;
+    if ma < mb {
+        ma = ma << 1u;
+        e = e - 1;
+    }
+    var q = 0u;
+    var r = ma;
+    for (var i = 0; i < 25; i = i + 1) {
+        q = q << 1u;
+        if r >= mb {
+            r = r - mb;
+            q = q | 1u;
+        }
+        r = r << 1u;
+    }
+    var m = q >> 1u;
+    let round = q & 1u;
+    let sticky = r != 0u;
+    if round == 1u && (sticky || (m & 1u) == 1u) {
+        m = m + 1u;
+        if m == (1u << 24u) {
+            m = m >> 1u;
+            e = e + 1;
+        }
+    }
+    if e <= 0 || e >= 255 {
+        return Quot(0.0, false);
+    }
+    return Quot(bitcast<f32>((u32(e) << 23u) | (m & 0x7FFFFFu)), true);
+}
+
+// Writes byte `i` of a block assembled in `words`.
+fn put_byte(words: ptr<function, array<u32, 105>>, i: u32, b: u32) {
+    let w = i >> 2u;
+    let sh = (i & 3u) * 8u;
+    (*words)[w] = ((*words)[w] & ~(0xFFu << sh)) | ((b & 0xFFu) << sh);
+}

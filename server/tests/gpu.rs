@@ -1,0 +1,85 @@
+//! The GPU kernels on whatever adapter wgpu finds (lavapipe in CI: `WGPU_BACKEND=vulkan` and
+//! Debian's mesa-vulkan-drivers, installed by scripts/setup): ggml's vectors byte for byte, the
+//! fallback corpus patched to the CPU's bytes, and the self-test. No adapter is a failure here,
+//! not a skip: the server's CPU fallback for that case is tested end to end.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use kiln_core::ggml_type::GgmlType;
+use kiln_server::gpu::{Gpu, selftest};
+use kiln_server::kernels;
+
+fn gpu() -> Gpu {
+    Gpu::open().unwrap_or_else(|e| {
+        panic!("the GPU tests need an adapter (lavapipe: apt-get install mesa-vulkan-drivers): {e}")
+    })
+}
+
+fn vectors() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/quant")
+}
+
+#[test]
+fn gpu_kernels_match_ggml_vectors() {
+    let g = gpu();
+    eprintln!("adapter: {} / driver: {}", g.adapter(), g.driver());
+    let bytes = std::fs::read(vectors().join("input.f32")).unwrap();
+    let x: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    for (ty, file) in [(GgmlType::F16, "f16.bin"), (GgmlType::BF16, "bf16.bin"), (GgmlType::Q8_0, "q8_0.bin")] {
+        let want = std::fs::read(vectors().join(file)).unwrap();
+        let got = g.quantize(ty, &x).unwrap();
+        let bb = ty.block_bytes() as usize;
+        let bad: Vec<usize> =
+            (0..want.len() / bb).filter(|&b| got.bytes[b * bb..(b + 1) * bb] != want[b * bb..(b + 1) * bb]).collect();
+        assert!(
+            bad.is_empty(),
+            "{}: {} of {} blocks differ, first {:?}",
+            ty.name(),
+            bad.len(),
+            want.len() / bb,
+            &bad[..bad.len().min(8)]
+        );
+        eprintln!("{}: {} blocks identical to ggml ({} redone on the CPU)", ty.name(), want.len() / bb, got.fallbacks);
+    }
+}
+
+#[test]
+fn awkward_blocks_fall_back_to_the_cpu_and_match() {
+    let g = gpu();
+    let x = selftest::corpus(4);
+    for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+        let got = g.quantize(ty, &x).unwrap();
+        let mut want = vec![0u8; got.bytes.len()];
+        kernels::quantize(ty, &x, &mut want).unwrap();
+        assert!(got.bytes == want, "{}: GPU bytes differ from the CPU", ty.name());
+        if ty == GgmlType::Q8_0 {
+            // Tiny (1e-20), subnormal (1e-40) and non-finite rows: 4 rows × 8 blocks each at least.
+            assert!(got.fallbacks >= 3 * 4 * 8, "only {} fallback blocks", got.fallbacks);
+        }
+        eprintln!("{}: {} bytes identical, {} blocks redone on the CPU", ty.name(), want.len(), got.fallbacks);
+    }
+}
+
+#[test]
+fn odd_lengths_and_pieces() {
+    let g = gpu();
+    let x = selftest::corpus(1);
+    // One block, three blocks (an odd pair), and a length that is not a whole piece.
+    for n in [32usize, 96, 32 * 37] {
+        let got = g.quantize(GgmlType::Q8_0, &x[..n]).unwrap();
+        let mut want = vec![0u8; n / 32 * 34];
+        kernels::quantize(GgmlType::Q8_0, &x[..n], &mut want).unwrap();
+        assert!(got.bytes == want, "{n} values");
+    }
+}
+
+#[test]
+fn self_test_passes_and_can_be_made_to_fail() {
+    let g = gpu();
+    let report = selftest::run(&g).unwrap();
+    eprintln!("self-test: {report}");
+    assert!(report.contains("Q8_0"));
+    let failed = selftest::check(&g, true).unwrap_err();
+    assert_eq!(failed, "F16: block 3 differs from the CPU");
+}
