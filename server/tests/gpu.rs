@@ -26,7 +26,13 @@ fn gpu_kernels_match_ggml_vectors() {
     eprintln!("adapter: {} / driver: {}", g.adapter(), g.driver());
     let bytes = std::fs::read(vectors().join("input.f32")).unwrap();
     let x: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-    for (ty, file) in [(GgmlType::F16, "f16.bin"), (GgmlType::BF16, "bf16.bin"), (GgmlType::Q8_0, "q8_0.bin")] {
+    for (ty, file) in [
+        (GgmlType::F16, "f16.bin"),
+        (GgmlType::BF16, "bf16.bin"),
+        (GgmlType::Q8_0, "q8_0.bin"),
+        (GgmlType::Q4_0, "q4_0.bin"),
+        (GgmlType::Q4_1, "q4_1.bin"),
+    ] {
         let want = std::fs::read(vectors().join(file)).unwrap();
         let got = g.quantize(ty, &x).unwrap();
         let bb = ty.block_bytes() as usize;
@@ -48,12 +54,12 @@ fn gpu_kernels_match_ggml_vectors() {
 fn awkward_blocks_fall_back_to_the_cpu_and_match() {
     let g = gpu();
     let x = selftest::corpus(4);
-    for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+    for ty in kiln_server::gpu::SUPPORTED {
         let got = g.quantize(ty, &x).unwrap();
         let mut want = vec![0u8; got.bytes.len()];
         kernels::quantize(ty, &x, &mut want).unwrap();
         assert!(got.bytes == want, "{}: GPU bytes differ from the CPU", ty.name());
-        if ty == GgmlType::Q8_0 {
+        if matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1) {
             // Tiny (1e-20), subnormal (1e-40) and non-finite rows: 4 rows × 8 blocks each at least.
             assert!(got.fallbacks >= 3 * 4 * 8, "only {} fallback blocks", got.fallbacks);
         }
@@ -66,11 +72,13 @@ fn odd_lengths_and_pieces() {
     let g = gpu();
     let x = selftest::corpus(1);
     // One block, three blocks (an odd pair), and a length that is not a whole piece.
-    for n in [32usize, 96, 32 * 37] {
-        let got = g.quantize(GgmlType::Q8_0, &x[..n]).unwrap();
-        let mut want = vec![0u8; n / 32 * 34];
-        kernels::quantize(GgmlType::Q8_0, &x[..n], &mut want).unwrap();
-        assert!(got.bytes == want, "{n} values");
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
+        for n in [32usize, 96, 32 * 37] {
+            let got = g.quantize(ty, &x[..n]).unwrap();
+            let mut want = vec![0u8; n / 32 * ty.block_bytes() as usize];
+            kernels::quantize(ty, &x[..n], &mut want).unwrap();
+            assert!(got.bytes == want, "{} {n} values", ty.name());
+        }
     }
 }
 

@@ -17,6 +17,9 @@ use crate::kernels;
 
 const EXACT: &str = include_str!("../kernels/exact.wgsl");
 
+/// The formats with a GPU kernel so far.
+pub const SUPPORTED: [GgmlType; 5] = [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1];
+
 /// How one format maps onto invocations: `elems` inputs → `words` output words per invocation.
 struct Kernel {
     source: &'static str,
@@ -29,6 +32,8 @@ fn kernel(ty: GgmlType) -> Option<Kernel> {
         GgmlType::F16 => Kernel { source: include_str!("../kernels/f16.wgsl"), elems: 2, words: 1 },
         GgmlType::BF16 => Kernel { source: include_str!("../kernels/bf16.wgsl"), elems: 2, words: 1 },
         GgmlType::Q8_0 => Kernel { source: include_str!("../kernels/q8_0.wgsl"), elems: 64, words: 17 },
+        GgmlType::Q4_0 => Kernel { source: include_str!("../kernels/q4_0.wgsl"), elems: 64, words: 9 },
+        GgmlType::Q4_1 => Kernel { source: include_str!("../kernels/q4_1.wgsl"), elems: 64, words: 10 },
         _ => return None,
     })
 }
@@ -140,7 +145,7 @@ impl Gpu {
             immediate_size: 0,
         });
         let mut pipelines = HashMap::new();
-        for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+        for ty in SUPPORTED {
             let k = kernel(ty).expect("listed");
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {

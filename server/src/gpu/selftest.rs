@@ -3,8 +3,6 @@
 //! constant, tiny, subnormal and non-finite blocks; shared/spec/quantization.md §3.7) and must
 //! give the CPU's bytes. `KILN_GPU_SELFTEST_FAIL=1` flips one byte, for tests of the fallback.
 
-use kiln_core::ggml_type::GgmlType;
-
 use super::Gpu;
 use crate::kernels;
 
@@ -76,7 +74,7 @@ pub fn run(gpu: &Gpu) -> Result<String, String> {
 pub fn check(gpu: &Gpu, sabotage: bool) -> Result<String, String> {
     let x = corpus(8);
     let mut report = Vec::new();
-    for ty in [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
+    for ty in super::SUPPORTED {
         let mut got = gpu.quantize(ty, &x).map_err(|e| e.to_string())?;
         if sabotage {
             got.bytes[7] ^= 1;
