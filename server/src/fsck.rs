@@ -4,7 +4,6 @@
 //! orphans and temp files (never a referenced blob). Exit status 1 when the store is inconsistent.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -43,16 +42,8 @@ pub struct Report {
 }
 
 fn sha256_file(path: &Path) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
     Ok(crate::store::blobs::finish(h))
 }
 

@@ -20,22 +20,68 @@ const EXACT: &str = include_str!("../kernels/exact.wgsl");
 /// The formats with a GPU kernel so far.
 pub const SUPPORTED: [GgmlType; 5] = [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1];
 
-/// How one format maps onto invocations: `elems` inputs → `words` output words per invocation.
-struct Kernel {
-    source: &'static str,
-    elems: usize,
-    words: usize,
+/// How a format's kernel is put together; the entry point is generated, so each format's WGSL
+/// holds only its own arithmetic.
+#[derive(Clone, Copy)]
+enum Kernel {
+    /// Two values per output word through a conversion function of `exact.wgsl`.
+    Words(&'static str),
+    /// A `quantize_block(block, &words, byte_offset)` run on two blocks per invocation, so that a
+    /// pair is a whole number of words (WGSL has no byte stores).
+    Pairs(&'static str),
 }
 
 fn kernel(ty: GgmlType) -> Option<Kernel> {
     Some(match ty {
-        GgmlType::F16 => Kernel { source: include_str!("../kernels/f16.wgsl"), elems: 2, words: 1 },
-        GgmlType::BF16 => Kernel { source: include_str!("../kernels/bf16.wgsl"), elems: 2, words: 1 },
-        GgmlType::Q8_0 => Kernel { source: include_str!("../kernels/q8_0.wgsl"), elems: 64, words: 17 },
-        GgmlType::Q4_0 => Kernel { source: include_str!("../kernels/q4_0.wgsl"), elems: 64, words: 9 },
-        GgmlType::Q4_1 => Kernel { source: include_str!("../kernels/q4_1.wgsl"), elems: 64, words: 10 },
+        GgmlType::F16 => Kernel::Words("f32_to_f16"),
+        GgmlType::BF16 => Kernel::Words("f32_to_bf16"),
+        GgmlType::Q8_0 => Kernel::Pairs(include_str!("../kernels/q8_0.wgsl")),
+        GgmlType::Q4_0 => Kernel::Pairs(include_str!("../kernels/q4_0.wgsl")),
+        GgmlType::Q4_1 => Kernel::Pairs(include_str!("../kernels/q4_1.wgsl")),
         _ => return None,
     })
+}
+
+impl Kernel {
+    /// (input values, output words) per invocation.
+    fn unit(self, ty: GgmlType) -> (usize, usize) {
+        match self {
+            Self::Words(_) => (2, 1),
+            Self::Pairs(_) => (2 * ty.block_elems() as usize, 2 * ty.block_bytes() as usize / 4),
+        }
+    }
+
+    /// The whole shader: the exact helpers, the format's code and its entry point.
+    fn source(self, ty: GgmlType) -> String {
+        let (_, words) = self.unit(ty);
+        let (body, main) = match self {
+            Self::Words(convert) => {
+                ("", format!("    dst[i] = {convert}(src[2u * i]) | ({convert}(src[2u * i + 1u]) << 16u);"))
+            }
+            Self::Pairs(code) => (
+                code,
+                format!(
+                    "    var words: array<u32, 105>;
+    quantize_block(2u * i, &words, 0u);
+    quantize_block(2u * i + 1u, &words, {}u);
+    for (var w = 0u; w < {words}u; w = w + 1u) {{
+        dst[i * {words}u + w] = words[w];
+    }}",
+                    ty.block_bytes()
+                ),
+            ),
+        };
+        format!(
+            "{EXACT}\n{body}\n@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {{
+    let i = gid.x;
+    if i >= params.units {{
+        return;
+    }}
+{main}
+}}\n"
+        )
+    }
 }
 
 /// Why the GPU path is not available or failed.
@@ -150,7 +196,7 @@ impl Gpu {
             let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(ty.name()),
-                source: wgpu::ShaderSource::Wgsl(format!("{EXACT}\n{}", k.source).into()),
+                source: wgpu::ShaderSource::Wgsl(k.source(ty).into()),
             });
             let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(ty.name()),
@@ -192,27 +238,28 @@ impl Gpu {
     /// An unsupported type (the caller checks [`Gpu::supports`]) or a failed readback.
     pub fn quantize(&self, ty: GgmlType, x: &[f32]) -> Result<Quantized, GpuError> {
         let k = kernel(ty).ok_or_else(|| GpuError::Kernel { ty: ty.name(), reason: "no kernel".into() })?;
+        let (elems, _) = k.unit(ty);
         let block_elems = ty.block_elems() as usize;
         let block_bytes = ty.block_bytes() as usize;
         assert!(x.len().is_multiple_of(block_elems), "whole blocks only");
         let mut bytes = vec![0u8; x.len() / block_elems * block_bytes];
         // Invocations per piece: bounded by the binding size of the input.
-        let per_piece = ((self.max_binding / 4) as usize / k.elems).clamp(1, 1 << 20);
+        let per_piece = ((self.max_binding / 4) as usize / elems).clamp(1, 1 << 20);
         let mut fallbacks = 0;
         let mut done = 0usize;
         while done < x.len() {
-            let take = (x.len() - done).min(per_piece * k.elems);
+            let take = (x.len() - done).min(per_piece * elems);
             let piece = &x[done..done + take];
-            let units = take.div_ceil(k.elems);
+            let units = take.div_ceil(elems);
             let mut padded;
-            let input: &[f32] = if take == units * k.elems {
+            let input: &[f32] = if take == units * elems {
                 piece
             } else {
                 padded = piece.to_vec();
-                padded.resize(units * k.elems, 0.0);
+                padded.resize(units * elems, 0.0);
                 &padded
             };
-            let (words, flagged) = self.run(ty, &k, input, units)?;
+            let (words, flagged) = self.run(ty, k, input, units)?;
             let out_start = done / block_elems * block_bytes;
             let out_len = take / block_elems * block_bytes;
             bytes[out_start..out_start + out_len].copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&words)[..out_len]);
@@ -231,14 +278,15 @@ impl Gpu {
         Ok(Quantized { bytes, fallbacks })
     }
 
-    fn run(&self, ty: GgmlType, k: &Kernel, input: &[f32], units: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+    fn run(&self, ty: GgmlType, k: Kernel, input: &[f32], units: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
         let d = &self.device;
         let src = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("src"),
             contents: bytemuck::cast_slice(input),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let out_size = (units * k.words * 4) as u64;
+        let (elems, words) = k.unit(ty);
+        let out_size = (units * words * 4) as u64;
         let dst = d.create_buffer(&wgpu::BufferDescriptor {
             label: Some("dst"),
             size: out_size,
@@ -246,7 +294,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         // Room for every block to fall back (plus the counter): never truncated.
-        let blocks = units * k.elems / ty.block_elems() as usize;
+        let blocks = units * elems / ty.block_elems() as usize;
         let fb_size = ((blocks + 1) * 4) as u64;
         let fallback = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("fallback"),

@@ -122,9 +122,67 @@ fn div_pos(a: f32, b: f32) -> Quot {
     return Quot(bitcast<f32>((u32(e) << 23u) | (m & 0x7FFFFFu)), true);
 }
 
+// Below 2^-40 a block's intermediates can go subnormal: such blocks go to the CPU (§3.6 item 6).
+const TINY: f32 = 9.094947e-13;
+
+// One pass over a block: largest magnitude (and the signed value that has it first), minimum,
+// maximum, and whether any input is non-finite or subnormal.
+struct Stats {
+    amax: f32,
+    m: f32,
+    mn: f32,
+    mx: f32,
+    awkward: bool,
+}
+
+fn block_stats(x0: u32, n: u32) -> Stats {
+    var s = Stats(0.0, 0.0, 3.4028235e38, -3.4028235e38, false);
+    for (var i = 0u; i < n; i = i + 1u) {
+        let u = src[x0 + i];
+        s.awkward = s.awkward || is_awkward(u);
+        let v = bitcast<f32>(u);
+        let a = bitcast<f32>(u & 0x7FFFFFFFu);
+        if a > s.amax {
+            s.amax = a;
+            s.m = v;
+        }
+        if v < s.mn {
+            s.mn = v;
+        }
+        if v > s.mx {
+            s.mx = v;
+        }
+    }
+    return s;
+}
+
+// Whether the CPU must do this block instead.
+fn needs_cpu(s: Stats) -> bool {
+    return s.awkward || (s.amax > 0.0 && s.amax < TINY);
+}
+
+// d = v / n and id = 1 / d, both exact, for a positive normal v; ok = false otherwise.
+struct Scale {
+    d: f32,
+    id: f32,
+    ok: bool,
+}
+
+fn scale_of(v: f32, n: f32) -> Scale {
+    let dq = div_pos(v, n);
+    let iq = div_pos(1.0, dq.v);
+    return Scale(dq.v, iq.v, dq.ok && iq.ok);
+}
+
 // Writes byte `i` of a block assembled in `words`.
 fn put_byte(words: ptr<function, array<u32, 105>>, i: u32, b: u32) {
     let w = i >> 2u;
     let sh = (i & 3u) * 8u;
     (*words)[w] = ((*words)[w] & ~(0xFFu << sh)) | ((b & 0xFFu) << sh);
+}
+
+// Writes a little-endian u16 (an f16 scale) at byte `i`.
+fn put_u16(words: ptr<function, array<u32, 105>>, i: u32, h: u32) {
+    put_byte(words, i, h);
+    put_byte(words, i + 1u, h >> 8u);
 }
