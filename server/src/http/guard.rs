@@ -62,6 +62,20 @@ pub async fn check_host(State(state): State<AppState>, req: Request, next: Next)
     next.run(req).await
 }
 
+/// Middleware: an error answer to a request that carried a body says `Connection: close`. The
+/// handler may have answered before reading that body (a malformed digest, a 413), and hyper then
+/// closes the connection; without the header a keep-alive client would reuse it and see a
+/// transport error on its next request instead of a clean answer.
+pub async fn close_after_unread_body(req: Request, next: Next) -> Response {
+    let has_body = req.headers().get(header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut res = next.run(req).await;
+    if has_body && (res.status().is_client_error() || res.status().is_server_error()) {
+        res.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
 /// `*` matches any run of characters; everything else literally (case-insensitive).
 fn glob(pattern: &str, s: &str) -> bool {
     let (p, s) = (pattern.to_ascii_lowercase(), s.to_ascii_lowercase());

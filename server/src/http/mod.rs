@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .nest_service("/ui", ui)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(guard::close_after_unread_body))
         .layer(guard::cors(&state.origins))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard::check_host))
         .with_state(state)
