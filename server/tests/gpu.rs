@@ -32,6 +32,13 @@ fn gpu_kernels_match_ggml_vectors() {
         (GgmlType::Q8_0, "q8_0.bin"),
         (GgmlType::Q4_0, "q4_0.bin"),
         (GgmlType::Q4_1, "q4_1.bin"),
+        (GgmlType::Q5_0, "q5_0.bin"),
+        (GgmlType::Q5_1, "q5_1.bin"),
+        (GgmlType::Q2_K, "q2_K.bin"),
+        (GgmlType::Q3_K, "q3_K.bin"),
+        (GgmlType::Q4_K, "q4_K.bin"),
+        (GgmlType::Q5_K, "q5_K.bin"),
+        (GgmlType::Q6_K, "q6_K.bin"),
     ] {
         let want = std::fs::read(vectors().join(file)).unwrap();
         let got = g.quantize(ty, &x).unwrap();
@@ -59,9 +66,10 @@ fn awkward_blocks_fall_back_to_the_cpu_and_match() {
         let mut want = vec![0u8; got.bytes.len()];
         kernels::quantize(ty, &x, &mut want).unwrap();
         assert!(got.bytes == want, "{}: GPU bytes differ from the CPU", ty.name());
-        if matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_1) {
-            // Tiny (1e-20), subnormal (1e-40) and non-finite rows: 4 rows × 8 blocks each at least.
-            assert!(got.fallbacks >= 3 * 4 * 8, "only {} fallback blocks", got.fallbacks);
+        // Tiny (1e-20), subnormal (1e-40) and non-finite rows, 4 of each: every block of them.
+        let per_row = 256 / ty.block_elems() as usize;
+        if !matches!(ty, GgmlType::F16 | GgmlType::BF16) {
+            assert!(got.fallbacks >= 3 * 4 * per_row, "only {} fallback blocks", got.fallbacks);
         }
         eprintln!("{}: {} bytes identical, {} blocks redone on the CPU", ty.name(), want.len(), got.fallbacks);
     }
@@ -70,12 +78,13 @@ fn awkward_blocks_fall_back_to_the_cpu_and_match() {
 #[test]
 fn odd_lengths_and_pieces() {
     let g = gpu();
-    let x = selftest::corpus(1);
+    let x = selftest::corpus(4);
     // One block, three blocks (an odd pair), and a length that is not a whole piece.
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1] {
-        for n in [32usize, 96, 32 * 37] {
+    for ty in kiln_server::gpu::SUPPORTED {
+        let be = ty.block_elems() as usize;
+        for n in [be, 3 * be, 37 * be] {
             let got = g.quantize(ty, &x[..n]).unwrap();
-            let mut want = vec![0u8; n / 32 * ty.block_bytes() as usize];
+            let mut want = vec![0u8; n / be * ty.block_bytes() as usize];
             kernels::quantize(ty, &x[..n], &mut want).unwrap();
             assert!(got.bytes == want, "{} {n} values", ty.name());
         }

@@ -16,9 +16,23 @@ use wgpu::util::DeviceExt;
 use crate::kernels;
 
 const EXACT: &str = include_str!("../kernels/exact.wgsl");
+const KQUANTS: &str = include_str!("../kernels/kquants.wgsl");
 
-/// The formats with a GPU kernel so far.
-pub const SUPPORTED: [GgmlType; 5] = [GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1];
+/// The formats with a GPU kernel: every block format kiln writes.
+pub const SUPPORTED: [GgmlType; 12] = [
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q2_K,
+    GgmlType::Q3_K,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
 
 /// How a format's kernel is put together; the entry point is generated, so each format's WGSL
 /// holds only its own arithmetic.
@@ -29,6 +43,9 @@ enum Kernel {
     /// A `quantize_block(block, &words, byte_offset)` run on two blocks per invocation, so that a
     /// pair is a whole number of words (WGSL has no byte stores).
     Pairs(&'static str),
+    /// A K-quant: the workgroup shape of `kquants.wgsl` (one invocation per sub-block), with
+    /// the format's sub-blocks per super-block.
+    Supers(&'static str, usize),
 }
 
 fn kernel(ty: GgmlType) -> Option<Kernel> {
@@ -38,26 +55,54 @@ fn kernel(ty: GgmlType) -> Option<Kernel> {
         GgmlType::Q8_0 => Kernel::Pairs(include_str!("../kernels/q8_0.wgsl")),
         GgmlType::Q4_0 => Kernel::Pairs(include_str!("../kernels/q4_0.wgsl")),
         GgmlType::Q4_1 => Kernel::Pairs(include_str!("../kernels/q4_1.wgsl")),
+        GgmlType::Q5_0 => Kernel::Pairs(include_str!("../kernels/q5_0.wgsl")),
+        GgmlType::Q5_1 => Kernel::Pairs(include_str!("../kernels/q5_1.wgsl")),
+        GgmlType::Q2_K => Kernel::Supers(include_str!("../kernels/q2_k.wgsl"), 16),
+        GgmlType::Q3_K => Kernel::Supers(include_str!("../kernels/q3_k.wgsl"), 16),
+        GgmlType::Q4_K => Kernel::Supers(include_str!("../kernels/q4_k.wgsl"), 8),
+        GgmlType::Q5_K => Kernel::Supers(include_str!("../kernels/q5_k.wgsl"), 8),
+        GgmlType::Q6_K => Kernel::Supers(include_str!("../kernels/q6_k.wgsl"), 16),
         _ => return None,
     })
 }
 
 impl Kernel {
-    /// (input values, output words) per invocation.
+    /// (input values, output words) per unit: an invocation, or a workgroup for K-quants.
     fn unit(self, ty: GgmlType) -> (usize, usize) {
         match self {
             Self::Words(_) => (2, 1),
             Self::Pairs(_) => (2 * ty.block_elems() as usize, 2 * ty.block_bytes() as usize / 4),
+            Self::Supers(_, subs) => (64 / subs * 256, 64 / subs * ty.block_bytes() as usize / 4),
+        }
+    }
+
+    /// Workgroups for `units` units.
+    fn groups(self, units: usize) -> usize {
+        match self {
+            Self::Supers(..) => units,
+            _ => units.div_ceil(64),
+        }
+    }
+
+    /// The most units one dispatch may hold (65,535 workgroups in one dimension).
+    fn max_units(self) -> usize {
+        match self {
+            Self::Supers(..) => 65_535,
+            _ => 1 << 20,
         }
     }
 
     /// The whole shader: the exact helpers, the format's code and its entry point.
     fn source(self, ty: GgmlType) -> String {
         let (_, words) = self.unit(ty);
+        if let Self::Supers(code, _) = self {
+            return format!("{EXACT}\n{KQUANTS}\n{code}");
+        }
         let (body, main) = match self {
             Self::Words(convert) => {
                 ("", format!("    dst[i] = {convert}(src[2u * i]) | ({convert}(src[2u * i + 1u]) << 16u);"))
             }
+            Self::Supers(..) => unreachable!("returned above"),
             Self::Pairs(code) => (
                 code,
                 format!(
@@ -244,7 +289,7 @@ impl Gpu {
         assert!(x.len().is_multiple_of(block_elems), "whole blocks only");
         let mut bytes = vec![0u8; x.len() / block_elems * block_bytes];
         // Invocations per piece: bounded by the binding size of the input.
-        let per_piece = ((self.max_binding / 4) as usize / elems).clamp(1, 1 << 20);
+        let per_piece = ((self.max_binding / 4) as usize / elems).clamp(1, k.max_units());
         let mut fallbacks = 0;
         let mut done = 0usize;
         while done < x.len() {
@@ -334,7 +379,7 @@ impl Gpu {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &bind, &[]);
-            let groups = units.div_ceil(64);
+            let groups = k.groups(units);
             let (gx, gy) = if groups <= 65535 { (groups, 1) } else { (65535, groups.div_ceil(65535)) };
             assert!(gy == 1, "pieces are sized to fit one dispatch row");
             pass.dispatch_workgroups(gx as u32, gy as u32, 1);

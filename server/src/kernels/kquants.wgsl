@@ -1,0 +1,524 @@
+// The K-quant kernel shape (shared/spec/quantization.md §3.6 item 1) and the searches of §2.5,
+// transcribed from ggml.rs operation by operation. A workgroup of 64 invocations holds 64 / SUBS
+// super-blocks; each invocation runs one sub-block's search serially, in element order; after a
+// barrier one invocation per super-block does the super-block step (scales, d, dmin); after
+// another every invocation requantizes its sub-block; then the workgroup writes its blocks out
+// as whole words. Each format's file defines SUBS, SUB, BB and sub_search / super_step /
+// sub_requant / block_byte.
+//
+// Exactness: every product that meets an add goes through opaque(); every quotient is exact
+// (div), except rne(a / b) of the requantization, which takes the hardware quotient only when it
+// is far from a rounding tie (rne_div); sqrt is exact (sqrt_exact). Anything these helpers cannot
+// do exactly sets `oops`, and the host redoes that super-block on the CPU.
+
+const SBS: u32 = 64u / SUBS;
+const EPS: f32 = 1e-15;
+
+// Quants of every element (0..nmax, biased where the format biases).
+var<workgroup> lq: array<u32, 2048>;
+// Per sub-block: the search's scale and offset, then the requantization's dj and dm.
+var<workgroup> s_sc: array<f32, 64>;
+var<workgroup> s_off: array<f32, 64>;
+var<workgroup> s_dj: array<f32, 64>;
+var<workgroup> s_dm: array<f32, 64>;
+// Per super-block: header bytes (scales, d, dmin) as the format lays them out.
+var<workgroup> hdr: array<u32, 160>;
+var<workgroup> bad: array<atomic<u32>, 8>;
+
+var<private> oops: bool;
+var<private> xs: array<f32, 32>;
+var<private> ws: array<f32, 32>;
+var<private> la: array<u32, 32>;
+var<private> ls: array<i32, 16>;
+
+@compute @workgroup_size(64)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    if wg.x >= params.units {
+        return;
+    }
+    let sb = t / SUBS;
+    let j = t % SUBS;
+    let block = wg.x * SBS + sb;
+    if t < SBS {
+        atomicStore(&bad[t], 0u);
+    }
+    workgroupBarrier();
+    oops = false;
+    load_sub(block * 256u + j * SUB);
+    sub_search(sb, j);
+    if oops {
+        atomicOr(&bad[sb], 1u);
+    }
+    workgroupBarrier();
+    if j == 0u {
+        oops = false;
+        super_step(sb);
+        if oops {
+            atomicOr(&bad[sb], 1u);
+        }
+    }
+    workgroupBarrier();
+    oops = false;
+    sub_requant(sb, j);
+    if oops {
+        atomicOr(&bad[sb], 1u);
+    }
+    workgroupBarrier();
+    let words = SBS * BB / 4u;
+    for (var w = t; w < words; w = w + 64u) {
+        var v = 0u;
+        for (var k = 0u; k < 4u; k = k + 1u) {
+            let i = 4u * w + k;
+            v = v | (block_byte(i / BB, i % BB) << (8u * k));
+        }
+        dst[wg.x * words + w] = v;
+    }
+    if t < SBS && atomicLoad(&bad[t]) != 0u {
+        flag_block(wg.x * SBS + t);
+    }
+}
+
+// The sub-block's values into xs; non-finite, subnormal or tiny values are the CPU's.
+fn load_sub(x0: u32) {
+    var amax = 0.0;
+    for (var i = 0u; i < SUB; i = i + 1u) {
+        let u = src[x0 + i];
+        if is_awkward(u) {
+            oops = true;
+        }
+        xs[i] = bitcast<f32>(u);
+        amax = max(amax, bitcast<f32>(u & 0x7FFFFFFFu));
+    }
+    if amax > 0.0 && amax < TINY {
+        oops = true;
+    }
+}
+
+// ggml's nearest_int (ties to even), valid where the magic-number trick is.
+fn rne(v: f32) -> i32 {
+    if !(abs(v) <= 4194303.0) {
+        oops = true;
+        return 0;
+    }
+    return i32(round(v));
+}
+
+// The correctly rounded quotient for any signs (b != 0).
+fn div(a: f32, b: f32) -> f32 {
+    let ua = bitcast<u32>(a);
+    let ub = bitcast<u32>(b);
+    let s = (ua ^ ub) & 0x80000000u;
+    if (ua & 0x7FFFFFFFu) == 0u {
+        if (ub & 0x7FFFFFFFu) == 0u {
+            oops = true;
+        }
+        return bitcast<f32>(s);
+    }
+    let q = div_pos(bitcast<f32>(ua & 0x7FFFFFFFu), bitcast<f32>(ub & 0x7FFFFFFFu));
+    if !q.ok {
+        oops = true;
+    }
+    return bitcast<f32>(bitcast<u32>(q.v) | s);
+}
+
+// rne(a / b): the hardware quotient (2.5 ULP in WGSL) decides when it is at least 1/1000 away
+// from a tie, which is 30 ULP and more below 256; otherwise the exact quotient does.
+fn rne_div(a: f32, b: f32) -> i32 {
+    let q0 = a / b;
+    if abs(q0) < 256.0 {
+        let f = q0 - floor(q0);
+        if abs(f - 0.5) > 0.001 {
+            return i32(round(q0));
+        }
+    }
+    return rne(div(a, b));
+}
+
+// The correctly rounded square root of a non-negative normal float (or zero): digit-by-digit
+// on the 24-bit significand, then round to nearest with a sticky bit.
+fn sqrt_exact(v: f32) -> f32 {
+    let u = bitcast<u32>(v);
+    if (u & 0x7FFFFFFFu) == 0u {
+        return v;
+    }
+    let e = i32(u >> 23u);
+    if e == 0 || e >= 255 {
+        oops = true;
+        return 0.0;
+    }
+    // v = m * 2^ex with ex even and m in [2^23, 2^25).
+    var m = (u & 0x7FFFFFu) | 0x800000u;
+    var ex = e - 150;
+    if (ex & 1) != 0 {
+        m = m << 1u;
+        ex = ex - 1;
+    }
+    // R = m * 2^s in [2^48, 2^50), so that its root has 25 bits (24 and a round bit).
+    let s = select(24, 26, m < 0x1000000u);
+    var rem = 0u;
+    var root = 0u;
+    for (var i = 0; i < 25; i = i + 1) {
+        let p = 48 - 2 * i - s;
+        var two = 0u;
+        if p >= 0 {
+            two = (m >> u32(p)) & 3u;
+        }
+        rem = (rem << 2u) | two;
+        let trial = (root << 2u) | 1u;
+        root = root << 1u;
+        if rem >= trial {
+            rem = rem - trial;
+            root = root | 1u;
+        }
+    }
+    var r = root >> 1u;
+    var be = 127 + 24 + (ex - s) / 2;
+    if (root & 1u) == 1u && (rem != 0u || (r & 1u) == 1u) {
+        r = r + 1u;
+        if r == 0x1000000u {
+            r = r >> 1u;
+            be = be + 1;
+        }
+    }
+    return bitcast<f32>((u32(be) << 23u) | (r & 0x7FFFFFu));
+}
+
+// binary16 bits → f32, integer only.
+fn f16_to_f32(h: u32) -> f32 {
+    let s = (h & 0x8000u) << 16u;
+    var e = (h >> 10u) & 0x1Fu;
+    var m = h & 0x3FFu;
+    if e == 31u {
+        return bitcast<f32>(s | 0x7F800000u | (m << 13u));
+    }
+    if e == 0u {
+        if m == 0u {
+            return bitcast<f32>(s);
+        }
+        e = 113u;
+        while (m & 0x400u) == 0u {
+            m = m << 1u;
+            e = e - 1u;
+        }
+        return bitcast<f32>(s | (e << 23u) | ((m & 0x3FFu) << 13u));
+    }
+    return bitcast<f32>(s | ((e + 112u) << 23u) | (m << 13u));
+}
+
+// i32 → its low byte read as i8.
+fn wrap_i8(v: i32) -> i32 {
+    return (v << 24u) >> 24u;
+}
+
+// make_qkx2_quants over xs/ws[0..n] (§2.5.3); the best quants go to lq[l0..]. Returns
+// (scale, offset).
+fn qkx2(n: u32, nmax: i32, rmin: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f32> {
+    var mn = xs[0];
+    var mx = xs[0];
+    var sw = ws[0];
+    var sx = opaque(sw * xs[0]);
+    for (var i = 1u; i < n; i = i + 1u) {
+        if xs[i] < mn {
+            mn = xs[i];
+        }
+        if xs[i] > mx {
+            mx = xs[i];
+        }
+        sw = sw + ws[i];
+        sx = sx + opaque(ws[i] * xs[i]);
+    }
+    if mn > 0.0 {
+        mn = 0.0;
+    }
+    if mx == mn {
+        for (var i = 0u; i < n; i = i + 1u) {
+            lq[l0 + i] = 0u;
+        }
+        return vec2<f32>(0.0, -mn);
+    }
+    let nmaxf = f32(nmax);
+    var iscale = div(nmaxf, mx - mn);
+    var scale = div(1.0, iscale);
+    var best = 0.0;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let q = clamp(rne(iscale * (xs[i] - mn)), 0, nmax);
+        lq[l0 + i] = u32(q);
+        let diff = (opaque(scale * f32(q)) + mn) - xs[i];
+        var e = diff * diff;
+        if mad {
+            e = abs(diff);
+        }
+        best = best + opaque(ws[i] * e);
+    }
+    for (var k = 0; k <= nstep; k = k + 1) {
+        // mn is the best offset so far, as in ggml (it moves when a candidate wins).
+        iscale = div((rmin + opaque(0.1 * f32(k))) + nmaxf, mx - mn);
+        var sl = 0.0;
+        var sl2 = 0.0;
+        var sxl = 0.0;
+        for (var i = 0u; i < n; i = i + 1u) {
+            let q = clamp(rne(iscale * (xs[i] - mn)), 0, nmax);
+            la[i] = u32(q);
+            let w = ws[i];
+            let qf = f32(q);
+            sl = sl + opaque(w * qf);
+            sl2 = sl2 + opaque((w * qf) * qf);
+            sxl = sxl + opaque((w * qf) * xs[i]);
+        }
+        let d = opaque(sw * sl2) - opaque(sl * sl);
+        if d > 0.0 {
+            var ts = div(opaque(sw * sxl) - opaque(sx * sl), d);
+            var tm = div(opaque(sl2 * sx) - opaque(sl * sxl), d);
+            if tm > 0.0 {
+                tm = 0.0;
+                ts = div(sxl, sl2);
+            }
+            var cur = 0.0;
+            for (var i = 0u; i < n; i = i + 1u) {
+                let diff = (opaque(ts * f32(la[i])) + tm) - xs[i];
+                var e = diff * diff;
+                if mad {
+                    e = abs(diff);
+                }
+                cur = cur + opaque(ws[i] * e);
+            }
+            if cur < best {
+                for (var i = 0u; i < n; i = i + 1u) {
+                    lq[l0 + i] = la[i];
+                }
+                best = cur;
+                scale = ts;
+                mn = tm;
+            }
+        }
+    }
+    return vec2<f32>(scale, -mn);
+}
+
+// argabsmax over xs[0..16]: (signed value, magnitude), ties keep the first.
+fn argabsmax16() -> vec2<f32> {
+    var m = 0.0;
+    var amax = 0.0;
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        let a = abs(xs[i]);
+        if a > amax {
+            amax = a;
+            m = xs[i];
+        }
+    }
+    return vec2<f32>(m, amax);
+}
+
+// One pass of make_qx_quants at inverse scale `is`: (sumlx, suml2).
+fn qx_pass(is: f32, nmax: i32) -> vec2<f32> {
+    var sumlx = 0.0;
+    var suml2 = 0.0;
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        let q = f32(clamp(rne(is * xs[i]), -nmax, nmax - 1));
+        let w = xs[i] * xs[i];
+        sumlx = sumlx + opaque((w * xs[i]) * q);
+        suml2 = suml2 + opaque((w * q) * q);
+    }
+    return vec2<f32>(sumlx, suml2);
+}
+
+fn qx_fill(is: f32, nmax: i32, l0: u32) {
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        lq[l0 + i] = u32(clamp(rne(is * xs[i]), -nmax, nmax - 1) + nmax);
+    }
+}
+
+// make_qx_quants(16, nmax, xs, rmse_type 1) (§2.5.1); quants to lq[l0..]. Returns the scale.
+fn qx(nmax: i32, l0: u32) -> f32 {
+    let ma = argabsmax16();
+    if ma.y < EPS {
+        for (var i = 0u; i < 16u; i = i + 1u) {
+            lq[l0 + i] = 0u;
+        }
+        return 0.0;
+    }
+    let nmaxf = f32(nmax);
+    var is = div(-nmaxf, ma.x);
+    qx_fill(is, nmax, l0);
+    var p = qx_pass(is, nmax);
+    var scale = 0.0;
+    if p.y != 0.0 {
+        scale = div(p.x, p.y);
+    }
+    var best = scale * p.x;
+    for (var k = -9; k <= 9; k = k + 1) {
+        if k == 0 {
+            continue;
+        }
+        is = div(-(nmaxf + opaque(0.1 * f32(k))), ma.x);
+        p = qx_pass(is, nmax);
+        if p.y > 0.0 && p.x * p.x > best * p.y {
+            qx_fill(is, nmax, l0);
+            scale = div(p.x, p.y);
+            best = scale * p.x;
+        }
+    }
+    return scale;
+}
+
+// make_q3_quants(16, nmax, xs, do_rmse) (§2.5.2); quants (biased) to lq[l0..]. Returns the scale.
+fn q3s(nmax: i32, l0: u32) -> f32 {
+    let ma = argabsmax16();
+    if ma.y < EPS {
+        for (var i = 0u; i < 16u; i = i + 1u) {
+            lq[l0 + i] = 0u;
+        }
+        return 0.0;
+    }
+    let is = div(-f32(nmax), ma.x);
+    var sumlx = 0.0;
+    var suml2 = 0.0;
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        let q = clamp(rne(is * xs[i]), -nmax, nmax - 1);
+        ls[i] = q;
+        let w = xs[i] * xs[i];
+        sumlx = sumlx + opaque((w * xs[i]) * f32(q));
+        suml2 = suml2 + opaque((w * f32(q)) * f32(q));
+    }
+    for (var it = 0; it < 5; it = it + 1) {
+        var changed = 0;
+        for (var i = 0u; i < 16u; i = i + 1u) {
+            let w = xs[i] * xs[i];
+            let lf = f32(ls[i]);
+            var slx = sumlx - opaque((w * xs[i]) * lf);
+            if slx > 0.0 {
+                var sl2 = suml2 - opaque((w * lf) * lf);
+                let nl = clamp(rne_div(xs[i] * sl2, slx), -nmax, nmax - 1);
+                if nl != ls[i] {
+                    let nf = f32(nl);
+                    slx = slx + opaque((w * xs[i]) * nf);
+                    sl2 = sl2 + opaque((w * nf) * nf);
+                    if sl2 > 0.0 && (slx * slx) * suml2 > (sumlx * sumlx) * sl2 {
+                        ls[i] = nl;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = changed + 1;
+                    }
+                }
+            }
+        }
+        if changed == 0 {
+            break;
+        }
+    }
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        lq[l0 + i] = u32(ls[i] + nmax);
+    }
+    if suml2 > 0.0 {
+        return div(sumlx, suml2);
+    }
+    return 0.0;
+}
+
+// Q4_K and Q5_K: weights av + |x| with av = sqrt(Σx² / 32), then QKX2.
+fn k_search(sb: u32, j: u32, nmax: i32, rmin: f32, nstep: i32) {
+    var s2 = 0.0;
+    for (var i = 0u; i < 32u; i = i + 1u) {
+        s2 = s2 + opaque(xs[i] * xs[i]);
+    }
+    // s2 / 32 is exact for normal s2; the multiply avoids the 2.5-ULP divide.
+    let av = sqrt_exact(s2 * 0.03125);
+    for (var i = 0u; i < 32u; i = i + 1u) {
+        ws[i] = av + abs(xs[i]);
+    }
+    let r = qkx2(32u, nmax, rmin, nstep, false, sb * 256u + j * 32u);
+    s_sc[sb * 8u + j] = r.x;
+    s_off[sb * 8u + j] = r.y;
+}
+
+// Q4_K and Q5_K's super-block step: 6-bit scales and mins, d, dmin (header bytes 0..16).
+fn k_super(sb: u32) {
+    let b = sb * 8u;
+    var max_s = 0.0;
+    var max_o = 0.0;
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        if s_sc[b + j] > max_s {
+            max_s = s_sc[b + j];
+        }
+        if s_off[b + j] > max_o {
+            max_o = s_off[b + j];
+        }
+    }
+    var inv_s = 0.0;
+    if max_s > 0.0 {
+        inv_s = div(63.0, max_s);
+    }
+    var inv_o = 0.0;
+    if max_o > 0.0 {
+        inv_o = div(63.0, max_o);
+    }
+    var sc: array<u32, 12>;
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        let l_s = min(63u, bitcast<u32>(rne(inv_s * s_sc[b + j])) & 0xFFu);
+        let l_m = min(63u, bitcast<u32>(rne(inv_o * s_off[b + j])) & 0xFFu);
+        if j < 4u {
+            sc[j] = l_s;
+            sc[j + 4u] = l_m;
+        } else {
+            sc[j + 4u] = (l_s & 15u) | ((l_m & 15u) << 4u);
+            sc[j - 4u] = sc[j - 4u] | ((l_s >> 4u) << 6u);
+            sc[j] = sc[j] | ((l_m >> 4u) << 6u);
+        }
+    }
+    let d = f32_to_f16(bitcast<u32>(div(max_s, 63.0)));
+    let dmin = f32_to_f16(bitcast<u32>(div(max_o, 63.0)));
+    let h = sb * 20u;
+    hdr[h] = d & 0xFFu;
+    hdr[h + 1u] = d >> 8u;
+    hdr[h + 2u] = dmin & 0xFFu;
+    hdr[h + 3u] = dmin >> 8u;
+    for (var k = 0u; k < 12u; k = k + 1u) {
+        hdr[h + 4u + k] = sc[k] & 0xFFu;
+    }
+    let df = f16_to_f32(d);
+    let dminf = f16_to_f32(dmin);
+    for (var j = 0u; j < 8u; j = j + 1u) {
+        var s: u32;
+        var m: u32;
+        if j < 4u {
+            s = sc[j] & 63u;
+            m = sc[j + 4u] & 63u;
+        } else {
+            s = (sc[j + 4u] & 15u) | ((sc[j - 4u] >> 6u) << 4u);
+            m = (sc[j + 4u] >> 4u) | ((sc[j] >> 6u) << 4u);
+        }
+        s_dj[b + j] = df * f32(s);
+        s_dm[b + j] = opaque(dminf * f32(m));
+    }
+}
+
+// Requantizes a sub-block of n values whose quantized scale is not zero: clamp(rne((x + dm) / dj)).
+fn requant_affine(sb: u32, j: u32, n: u32, nmax: i32) {
+    let dj = s_dj[sb * SUBS + j];
+    if dj == 0.0 {
+        return;
+    }
+    let dm = s_dm[sb * SUBS + j];
+    let l0 = sb * 256u + j * n;
+    for (var i = 0u; i < n; i = i + 1u) {
+        lq[l0 + i] = u32(clamp(rne_div(xs[i] + dm, dj), 0, nmax));
+    }
+}
+
+// Requantizes a symmetric sub-block of 16: clamp(rne(x / dj), -nmax, nmax - 1) + nmax.
+fn requant_symmetric(sb: u32, j: u32, nmax: i32) {
+    let dj = s_dj[sb * SUBS + j];
+    if dj == 0.0 {
+        return;
+    }
+    let l0 = sb * 256u + j * 16u;
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        lq[l0 + i] = u32(clamp(rne_div(xs[i], dj), -nmax, nmax - 1) + nmax);
+    }
+}
+
+// Byte `i` of a 2-bit plane as Q2_K/Q3_K pack it: byte 32h + l holds elements 128h + l + 32k.
+fn plane2(sb: u32, i: u32) -> u32 {
+    let b = sb * 256u + 128u * (i / 32u) + i % 32u;
+    return (lq[b] & 3u) | ((lq[b + 32u] & 3u) << 2u) | ((lq[b + 64u] & 3u) << 4u) | ((lq[b + 96u] & 3u) << 6u);
+}
