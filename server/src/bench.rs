@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// End-to-end runs per type (each from a clean store: the new blob is written and fsynced).
     #[arg(long, default_value_t = 3)]
     pub runs: usize,
+    /// Devices to measure: `cpu`, `gpu` (any adapter, lavapipe included; skipped with a line
+    /// saying why when none opens or its self-test fails).
+    #[arg(long, value_delimiter = ',', default_value = "cpu,gpu")]
+    pub devices: Vec<crate::config::Device>,
 }
 
 /// Deterministic Gaussian-like weights (sum of four uniforms), stored as F16 like a real model.
@@ -86,6 +90,41 @@ fn kernel_rate(pool: &rayon::ThreadPool, ty: GgmlType, raw: &[u8]) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
+/// The GPU kernels on `raw` (F16), per format: values/s, timed from f32 in host memory to bytes
+/// back in host memory (upload, kernel, readback and CPU fallback blocks included).
+fn gpu_kernels(raw: &[u8]) {
+    let gpu = match crate::gpu::Gpu::open(true) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("\nGPU kernels: not measured ({e})");
+            return;
+        }
+    };
+    let mut x = vec![0f32; raw.len() / 2];
+    crate::quantize::widen::widen(GgmlType::F16, raw, &mut x);
+    println!(
+        "\nGPU kernels on {} ({}), {} values per format, upload + kernel + readback",
+        gpu.adapter(),
+        gpu.driver(),
+        x.len()
+    );
+    println!("{:<6} {:>12} {:>14} {:>10}", "format", "G val/s", "GB/s F16 in", "CPU blocks");
+    for ty in crate::gpu::SUPPORTED {
+        let mut fallbacks = 0;
+        let mut failed = None;
+        let d = time_best(3, || match gpu.quantize(ty, &x) {
+            Ok(q) => fallbacks = q.fallbacks,
+            Err(e) => failed = Some(e),
+        });
+        if let Some(e) = failed {
+            println!("{:<6} failed: {e}", ty.name());
+            continue;
+        }
+        let rate = x.len() as f64 / d.as_secs_f64();
+        println!("{:<6} {:>12.3} {:>14.2} {:>10}", ty.name(), rate / 1e9, rate * 2.0 / 1e9, fallbacks);
+    }
+}
+
 /// Peak resident set since the last reset, in MiB (Linux).
 fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -130,10 +169,15 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 single * 2.0 / 1e6
             );
         }
+        if args.devices.contains(&crate::config::Device::Gpu) {
+            gpu_kernels(&raw);
+        }
     }
     if let Some(model) = &args.model {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-        rt.block_on(create_bench(model, &args.types, threads, args.runs.max(1)))?;
+        for &device in &args.devices {
+            rt.block_on(create_bench(model, &args.types, threads, args.runs.max(1), device))?;
+        }
     }
     Ok(())
 }
@@ -143,6 +187,7 @@ async fn create_bench(
     types: &[String],
     threads: usize,
     runs: usize,
+    device: crate::config::Device,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new()
         .prefix("kiln-bench-")
@@ -163,14 +208,26 @@ async fn create_bench(
     let args = crate::config::ServeArgs {
         host: "127.0.0.1:0".into(),
         models: dir.path().to_path_buf(),
-        device: crate::config::Device::Cpu,
+        device,
         threads: Some(threads),
         ui: PathBuf::from("dist"),
         origins: String::new(),
     };
-    let state = crate::state::AppState::new(store, &args)?;
+    let state = match crate::state::AppState::new(store, &args) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("\nend-to-end create on {device:?}: not measured ({e})");
+            return Ok(());
+        }
+    };
+    let q = state.quantizer.info();
+    let on = q
+        .adapter
+        .as_deref()
+        .filter(|_| q.backend == "gpu")
+        .map_or_else(|| format!("CPU, {threads} threads"), |a| format!("GPU {a}"));
     println!(
-        "\nend-to-end create of {} ({:.0} MB), {threads} threads, {runs} runs each from a clean store",
+        "\nend-to-end create of {} ({:.0} MB) on the {on}, {runs} runs each from a clean store",
         model.display(),
         bytes_in as f64 / 1e6
     );

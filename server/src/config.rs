@@ -34,6 +34,9 @@ pub enum Device {
     Auto,
     /// The CPU.
     Cpu,
+    /// The GPU (a software adapter such as lavapipe too); refuse to start without one or when
+    /// its self-test fails.
+    Gpu,
 }
 
 /// `kiln serve` options.

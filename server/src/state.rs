@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::config::ServeArgs;
+use crate::quantize::backend::Quantizer;
 use crate::store::Store;
 
 /// What every handler gets.
@@ -10,10 +11,8 @@ use crate::store::Store;
 pub struct AppState {
     /// The model store.
     pub store: Arc<Store>,
-    /// Quantizer threads.
-    pub threads: usize,
-    /// The CPU quantizer's thread pool.
-    pub pool: Arc<rayon::ThreadPool>,
+    /// The quantizer (GPU or CPU pool).
+    pub quantizer: Arc<Quantizer>,
     /// The dashboard folder.
     pub ui: std::path::PathBuf,
     /// Whether kiln listens on a loopback address (then the `Host` header is checked).
@@ -25,10 +24,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the state for `kiln serve`.
+    /// Builds the state for `kiln serve`, choosing the quantizer device (which runs the GPU
+    /// self-test).
     ///
     /// # Errors
-    /// When no thread pool can be built.
+    /// When no thread pool can be built, or `--device gpu` finds no usable GPU.
     pub fn new(store: Store, args: &ServeArgs) -> std::io::Result<Self> {
         let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let pool = rayon::ThreadPoolBuilder::new()
@@ -37,10 +37,10 @@ impl AppState {
             .build()
             .or_else(|_| rayon::ThreadPoolBuilder::new().num_threads(1).build())
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let quantizer = Quantizer::start(args.device, Arc::new(pool), threads).map_err(std::io::Error::other)?;
         Ok(Self {
             store: Arc::new(store),
-            threads,
-            pool: Arc::new(pool),
+            quantizer: Arc::new(quantizer),
             ui: args.ui.clone(),
             loopback: true,
             hostname: crate::http::guard::machine_hostname(),

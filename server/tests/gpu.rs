@@ -11,7 +11,7 @@ use kiln_server::gpu::{Gpu, selftest};
 use kiln_server::kernels;
 
 fn gpu() -> Gpu {
-    Gpu::open().unwrap_or_else(|e| {
+    Gpu::open(true).unwrap_or_else(|e| {
         panic!("the GPU tests need an adapter (lavapipe: apt-get install mesa-vulkan-drivers): {e}")
     })
 }

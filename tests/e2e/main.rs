@@ -10,6 +10,7 @@ mod concurrency; // 32 uploads + 32 creates + deletes at once
 mod crash; // SIGKILL at random points, then kiln fsck
 mod create; // create from files and from models: event order, layers, config
 mod disk_full; // ENOSPC on a small tmpfs: 507, nothing left behind
+mod gpu; // --device auto/gpu/cpu: self-test fallback, no driver, /api/kiln/info
 mod hostile_gguf; // crafted GGUF files: each refused with its reason
 mod models; // tags, show, copy, delete and blob collection
 mod network; // Host guard, CORS, dropped uploads

@@ -26,5 +26,5 @@ pub async fn version() -> Json<Value> {
 /// `GET /api/kiln/info`: which quantizer runs.
 #[utoipa::path(get, path = "/api/kiln/info", responses((status = 200, description = "Which quantizer runs", body = crate::http::openapi::KilnInfo)))]
 pub async fn info(State(state): State<crate::state::AppState>) -> Json<Value> {
-    Json(json!({ "quantizer": { "backend": "cpu", "threads": state.threads } }))
+    Json(json!({ "quantizer": state.quantizer.info() }))
 }

@@ -150,7 +150,7 @@ fn prepare_quantize(
 /// Runs a quantization on the blocking pool, streaming progress, and publishes the new blob.
 async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Result<(Staged, Arc<Header>), Fail> {
     let store = state.store.clone();
-    let pool = state.pool.clone();
+    let quantizer = state.quantizer.clone();
     let total = store.blob_size(&job.src)?;
     let data = total.saturating_sub(job.plan.src_data_offset).max(1);
     events.send(ProgressEvent::progress(&job.status, PLACEHOLDER_DIGEST, total, 0)).await?;
@@ -165,7 +165,7 @@ async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Res
         let out = tmp.as_file().try_clone()?;
         let src = std::fs::File::open(store.blob_path(&job.src))?;
         let mut last = std::time::Instant::now();
-        let (_, output) = quantize::pipeline::run(&job.plan, src, out, &pool, |done| {
+        let (_, output) = quantize::pipeline::run(&job.plan, src, out, &quantizer, |done| {
             let completed = (u128::from(done) * u128::from(total) / u128::from(data)) as u64;
             if last.elapsed() >= std::time::Duration::from_millis(100) || done >= data {
                 last = std::time::Instant::now();
@@ -186,7 +186,15 @@ async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Res
         Err(quantize::QuantError::Io(e)) => return Err(e.into()),
         Err(e) => return Err(ApiError::internal(e.to_string()).into()),
     };
-    tracing::info!(digest = %output.digest, bytes = output.size, seconds = started.elapsed().as_secs_f64(), "quantized");
+    tracing::info!(
+        digest = %output.digest,
+        bytes = output.size,
+        seconds = started.elapsed().as_secs_f64(),
+        gpu_chunks = output.gpu_chunks,
+        chunks = output.chunks,
+        cpu_fallback_blocks = output.fallbacks,
+        "quantized"
+    );
     let layer = Layer::new(media::MODEL, &output.digest, output.size);
     Ok((Staged { status: published.status(&output.digest), layer }, Arc::new(header)))
 }

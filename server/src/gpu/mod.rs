@@ -135,6 +135,9 @@ pub enum GpuError {
     /// No adapter.
     #[error("no GPU adapter: {0}")]
     NoAdapter(String),
+    /// Only a software adapter, which `--device auto` does not take (the CPU path is faster).
+    #[error("only a software GPU adapter ({0}), slower than the CPU path; --device gpu would use it")]
+    Software(String),
     /// The device could not be opened.
     #[error("GPU device: {0}")]
     Device(String),
@@ -178,11 +181,11 @@ pub struct Quantized {
 
 impl Gpu {
     /// Opens the first adapter wgpu finds (`WGPU_BACKEND` and `WGPU_ADAPTER_NAME` choose), and
-    /// compiles every kernel.
+    /// compiles every kernel. A software adapter (lavapipe) only when `allow_software`.
     ///
     /// # Errors
-    /// No adapter, no device, or a kernel the driver rejects.
-    pub fn open() -> Result<Self, GpuError> {
+    /// No adapter, only a software one, no device, or a kernel the driver rejects.
+    pub fn open(allow_software: bool) -> Result<Self, GpuError> {
         let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
@@ -192,6 +195,9 @@ impl Gpu {
         }))
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
+        if !allow_software && info.device_type == wgpu::DeviceType::Cpu {
+            return Err(GpuError::Software(format!("{} {}", info.name, info.driver_info).trim().to_string()));
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("kiln"),

@@ -2,6 +2,7 @@
 //! schemas derived under its `openapi` feature) plus the response-only shapes below. The
 //! schemathesis run in the test command holds the server to it.
 
+use crate::quantize::backend::QuantizerInfo;
 use axum::Json;
 use kiln_core::event::ProgressEvent;
 use kiln_core::request::{
@@ -72,15 +73,6 @@ pub struct ShowResponse {
     pub capabilities: Vec<String>,
     /// Manifest modification time (RFC 3339).
     pub modified_at: String,
-}
-
-/// The quantizer in use.
-#[derive(Serialize, ToSchema)]
-pub struct QuantizerInfo {
-    /// `cpu` (or `gpu`).
-    pub backend: String,
-    /// Worker threads.
-    pub threads: u64,
 }
 
 /// `GET /api/kiln/info`.

@@ -2,6 +2,7 @@
 //! the new header (llama-quantize's key order, tensor order and alignment), and the streaming
 //! [`pipeline`] that writes it. Memory stays bounded by a few row chunks, whatever the model size.
 
+pub mod backend;
 pub mod pipeline;
 pub mod widen;
 

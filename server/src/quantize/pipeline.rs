@@ -1,25 +1,21 @@
 //! The streaming quantizer: source tensors are read in row chunks by a reader thread, widened to
-//! f32 and quantized on all cores (rayon, blocks split across threads — never inside a block, so
-//! every block's arithmetic is the reference's), and written + hashed by a writer thread. The
-//! three stages overlap through bounded channels, so memory is a few chunks whatever the model.
+//! f32 and quantized by the [`Quantizer`] (the GPU, or all cores with rayon — blocks split across
+//! threads, never inside a block, so every block's arithmetic is the reference's), and written +
+//! hashed by a writer thread. The three stages overlap through bounded channels, so memory is a
+//! few chunks whatever the model, and disk, quantizer and hashing work at once.
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use kiln_core::Digest;
-use kiln_core::ggml_type::GgmlType;
-use rayon::prelude::*;
-
-use super::widen::widen;
+use super::backend::Quantizer;
 use super::{QuantError, QuantPlan};
 use crate::gguf::write::HashingWriter;
-use crate::kernels;
+use kiln_core::Digest;
+use kiln_core::ggml_type::GgmlType;
 
 /// Values per chunk handed to the quantizer: 4 Mi f32 = 16 MiB, a few in flight at once.
 pub const CHUNK_ELEMS: u64 = 1 << 22;
-/// Values per parallel task: enough to amortise scheduling, small enough to stay in cache.
-const TASK_ELEMS: usize = 1 << 14;
 
 /// What a finished run produced.
 #[derive(Debug)]
@@ -28,6 +24,12 @@ pub struct Output {
     pub digest: Digest,
     /// Its size.
     pub size: u64,
+    /// Blocks the GPU handed back to the CPU.
+    pub fallbacks: usize,
+    /// Chunks quantized on the GPU.
+    pub gpu_chunks: usize,
+    /// Chunks quantized in all.
+    pub chunks: usize,
 }
 
 enum Work {
@@ -102,28 +104,6 @@ fn writer(out: File, header: &[u8], alignment: u64, rx: &Receiver<Out>) -> std::
     Ok((file, digest, size))
 }
 
-/// Converts one chunk on the pool: each task widens its slice and quantizes whole blocks.
-fn convert(pool: &rayon::ThreadPool, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Vec<u8>, QuantError> {
-    let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
-    let n = raw.len() / src_size;
-    let block = dst_ty.block_elems() as usize;
-    let out_len = dst_ty.bytes_for(n as u64).unwrap_or(0) as usize;
-    let mut out = vec![0u8; out_len];
-    let task = (TASK_ELEMS / block).max(1) * block;
-    let out_task = task / block * dst_ty.block_bytes() as usize;
-    pool.install(|| {
-        raw.par_chunks(task * src_size).zip(out.par_chunks_mut(out_task)).try_for_each_init(
-            || vec![0f32; task],
-            |scratch, (r, o)| {
-                let x = &mut scratch[..r.len() / src_size];
-                widen(src_ty, r, x);
-                kernels::quantize(dst_ty, x, o)
-            },
-        )
-    })?;
-    Ok(out)
-}
-
 /// Writes the quantized model described by `plan` from `src` into `out`. `progress` gets the
 /// source bytes done so far and returns `false` to cancel.
 ///
@@ -133,7 +113,7 @@ pub fn run(
     plan: &QuantPlan,
     src: File,
     out: File,
-    pool: &rayon::ThreadPool,
+    quantizer: &Quantizer,
     mut progress: impl FnMut(u64) -> bool,
 ) -> Result<(File, Output), QuantError> {
     let (work_tx, work_rx) = sync_channel::<std::io::Result<Work>>(2);
@@ -142,6 +122,7 @@ pub fn run(
         s.spawn(move || reader(src, plan, &work_tx));
         let writer = s.spawn(move || writer(out, &plan.header, plan.alignment, &out_rx));
         let mut done = 0u64;
+        let (mut fallbacks, mut gpu_chunks, mut chunks) = (0, 0, 0);
         let result = (|| {
             for work in work_rx {
                 let msg = match work? {
@@ -151,7 +132,11 @@ pub fn run(
                     }
                     Work::Convert(src_ty, dst_ty, raw) => {
                         done += raw.len() as u64;
-                        Out::Bytes(convert(pool, src_ty, dst_ty, &raw)?)
+                        let c = quantizer.convert(src_ty, dst_ty, &raw)?;
+                        fallbacks += c.fallbacks;
+                        gpu_chunks += usize::from(c.on_gpu);
+                        chunks += 1;
+                        Out::Bytes(c.bytes)
                     }
                     Work::Pad => Out::Pad,
                 };
@@ -168,6 +153,6 @@ pub fn run(
         let written = writer.join().map_err(|_| std::io::Error::other("writer thread panicked"))?;
         result?;
         let (file, digest, size) = written?;
-        Ok((file, Output { digest, size }))
+        Ok((file, Output { digest, size, fallbacks, gpu_chunks, chunks }))
     })
 }

@@ -1,0 +1,53 @@
+"""The GPU path end to end: a server started with `--device gpu` (lavapipe on a machine without a
+GPU) quantizes through the official client, and every tensor must be llama-quantize's, byte for
+byte (shared/fixtures/*-expected.json), as on the CPU path."""
+import time
+
+import httpx
+import ollama
+import pytest
+
+from test_quantize import ALL_TYPES, FAST_GEMMA, GEMMA, SHARED, TINY, check_against, create_from, model_blob
+
+
+def gpu_server(tmp_path_factory, source):
+    from conftest import Server
+
+    s = Server(tmp_path_factory.mktemp("models"), "--device", "gpu")
+    q = httpx.get(s.url + "/api/kiln/info").json()["quantizer"]
+    assert q["backend"] == "gpu" and q["self_test"] == "passed", q
+    create_from(s, source)
+    return s
+
+
+@pytest.fixture(scope="module")
+def tiny_gpu(tmp_path_factory):
+    s = gpu_server(tmp_path_factory, SHARED / "fixtures" / "tiny-llama-f16.gguf")
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("ftype", ALL_TYPES)
+def test_tiny_llama_on_the_gpu_matches_llama_quantize(tiny_gpu, ftype):
+    c = ollama.Client(host=tiny_gpu.url)
+    r = c.create(model=f"gpu-{ftype.lower()}", from_="src", quantize=ftype.lower())
+    assert r.status == "success"
+    check_against(model_blob(tiny_gpu, f"gpu-{ftype.lower()}"), TINY["file_types"][ftype], ftype != "F16")
+
+
+@pytest.fixture(scope="module")
+def gemma_gpu(tmp_path_factory, gemma_f16):
+    s = gpu_server(tmp_path_factory, gemma_f16)
+    yield s
+    s.stop()
+
+
+@pytest.mark.parametrize("ftype", FAST_GEMMA)
+def test_gemma3_270m_on_the_gpu_matches_llama_quantize(gemma_gpu, ftype):
+    c = ollama.Client(host=gemma_gpu.url)
+    t0 = time.time()
+    r = c.create(model=f"gpu-{ftype.lower()}", from_="src", quantize=ftype)
+    elapsed = time.time() - t0
+    assert r.status == "success"
+    check_against(model_blob(gemma_gpu, f"gpu-{ftype.lower()}"), GEMMA["file_types"][ftype], True)
+    print(f"gemma3-270m {ftype} on the GPU (lavapipe): {elapsed:.2f} s")
