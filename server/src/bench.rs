@@ -90,8 +90,9 @@ fn kernel_rate(pool: &rayon::ThreadPool, ty: GgmlType, raw: &[u8]) -> f64 {
     n as f64 / d.as_secs_f64()
 }
 
-/// The GPU kernels on `raw` (F16), per format: values/s, timed from f32 in host memory to bytes
-/// back in host memory (upload, kernel, readback and CPU fallback blocks included).
+/// The GPU kernels on `raw` (F16), per format: values/s, timed from F16 in host memory to bytes
+/// back in host memory (upload, widening and kernel on the device, readback, CPU fallback
+/// blocks), as a create runs them.
 fn gpu_kernels(raw: &[u8]) {
     let gpu = match crate::gpu::Gpu::open(true) {
         Ok(g) => g,
@@ -100,19 +101,17 @@ fn gpu_kernels(raw: &[u8]) {
             return;
         }
     };
-    let mut x = vec![0f32; raw.len() / 2];
-    crate::quantize::widen::widen(GgmlType::F16, raw, &mut x);
+    let n = raw.len() / 2;
     println!(
-        "\nGPU kernels on {} ({}), {} values per format, upload + kernel + readback",
+        "\nGPU kernels on {} ({}), {n} F16 values per format, upload + kernel + readback",
         gpu.adapter(),
-        gpu.driver(),
-        x.len()
+        gpu.driver()
     );
     println!("{:<6} {:>12} {:>14} {:>10}", "format", "G val/s", "GB/s F16 in", "CPU blocks");
     for ty in crate::gpu::SUPPORTED {
         let mut fallbacks = 0;
         let mut failed = None;
-        let d = time_best(3, || match gpu.quantize(ty, &x) {
+        let d = time_best(3, || match gpu.quantize_raw(ty, GgmlType::F16, raw) {
             Ok(q) => fallbacks = q.fallbacks,
             Err(e) => failed = Some(e),
         });
@@ -120,7 +119,7 @@ fn gpu_kernels(raw: &[u8]) {
             println!("{:<6} failed: {e}", ty.name());
             continue;
         }
-        let rate = x.len() as f64 / d.as_secs_f64();
+        let rate = n as f64 / d.as_secs_f64();
         println!("{:<6} {:>12.3} {:>14.2} {:>10}", ty.name(), rate / 1e9, rate * 2.0 / 1e9, fallbacks);
     }
 }

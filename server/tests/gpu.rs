@@ -76,10 +76,10 @@ fn awkward_blocks_fall_back_to_the_cpu_and_match() {
 }
 
 #[test]
-fn odd_lengths_and_pieces() {
+fn odd_lengths() {
     let g = gpu();
     let x = selftest::corpus(4);
-    // One block, three blocks (an odd pair), and a length that is not a whole piece.
+    // One block, three blocks (an odd pair or a partly filled workgroup), and 37 blocks.
     for ty in kiln_server::gpu::SUPPORTED {
         let be = ty.block_elems() as usize;
         for n in [be, 3 * be, 37 * be] {
@@ -99,4 +99,38 @@ fn self_test_passes_and_can_be_made_to_fail() {
     assert!(report.contains("Q8_0"));
     let failed = selftest::check(&g, true).unwrap_err();
     assert_eq!(failed, "F16: block 3 differs from the CPU");
+}
+
+#[test]
+fn sixteen_bit_sources_are_widened_on_the_device() {
+    let g = gpu();
+    let x = selftest::corpus(2);
+    let f16: Vec<u8> = x.iter().flat_map(|v| half::f16::from_f32(*v).to_bits().to_le_bytes()).collect();
+    let bf16: Vec<u8> = x.iter().flat_map(|v| (v.to_bits() >> 16).to_le_bytes()[..2].to_vec()).collect();
+    for (src_ty, raw) in [(GgmlType::F16, &f16), (GgmlType::BF16, &bf16)] {
+        let mut wide = vec![0f32; x.len()];
+        kiln_server::quantize::widen::widen(src_ty, raw, &mut wide);
+        for ty in kiln_server::gpu::SUPPORTED {
+            let got = g.quantize_raw(ty, src_ty, raw).unwrap();
+            let mut want = vec![0u8; got.bytes.len()];
+            kernels::quantize(ty, &wide, &mut want).unwrap();
+            assert!(got.bytes == want, "{} from {}: GPU bytes differ from the CPU", ty.name(), src_ty.name());
+        }
+        eprintln!("{} source: all {} formats identical", src_ty.name(), kiln_server::gpu::SUPPORTED.len());
+    }
+}
+
+#[test]
+fn inputs_split_into_many_pieces() {
+    let mut g = gpu();
+    // One unit per dispatch: a K-quant workgroup, a legacy pair of blocks, two F16 values.
+    g.limit_piece(1);
+    let x = selftest::corpus(1);
+    for ty in kiln_server::gpu::SUPPORTED {
+        let n = if ty.block_elems() == 1 { 64 } else { x.len() };
+        let got = g.quantize(ty, &x[..n]).unwrap();
+        let mut want = vec![0u8; got.bytes.len()];
+        kernels::quantize(ty, &x[..n], &mut want).unwrap();
+        assert!(got.bytes == want, "{} in pieces", ty.name());
+    }
 }

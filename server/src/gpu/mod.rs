@@ -100,7 +100,7 @@ impl Kernel {
         }
         let (body, main) = match self {
             Self::Words(convert) => {
-                ("", format!("    dst[i] = {convert}(src[2u * i]) | ({convert}(src[2u * i + 1u]) << 16u);"))
+                ("", format!("    dst[i] = {convert}(val(2u * i)) | ({convert}(val(2u * i + 1u)) << 16u);"))
             }
             Self::Supers(..) => unreachable!("returned above"),
             Self::Pairs(code) => (
@@ -162,6 +162,7 @@ pub struct Gpu {
     pipelines: HashMap<GgmlType, wgpu::ComputePipeline>,
     layout: wgpu::BindGroupLayout,
     max_binding: u64,
+    max_units: usize,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -262,7 +263,7 @@ impl Gpu {
             }
             pipelines.insert(ty, pipeline);
         }
-        Ok(Self { device, queue, info, pipelines, layout, max_binding })
+        Ok(Self { device, queue, info, pipelines, layout, max_binding, max_units: usize::MAX })
     }
 
     /// `"llvmpipe (LLVM 15.0.6, 256 bits)"`, …
@@ -283,34 +284,52 @@ impl Gpu {
         self.pipelines.contains_key(&ty)
     }
 
-    /// Quantizes whole blocks of `x` to `ty` on the device, in pieces that fit its bindings.
+    /// Quantizes whole blocks of f32 values `x` to `ty` on the device.
+    ///
+    /// # Errors
+    /// As [`Gpu::quantize_raw`].
+    pub fn quantize(&self, ty: GgmlType, x: &[f32]) -> Result<Quantized, GpuError> {
+        self.quantize_raw(ty, GgmlType::F32, bytemuck::cast_slice(x))
+    }
+
+    /// Quantizes whole blocks of `raw` source values (little-endian F32, F16 or BF16, widened
+    /// on the device: half the upload for 16-bit sources) to `ty`, in pieces that fit its
+    /// bindings.
     ///
     /// # Errors
     /// An unsupported type (the caller checks [`Gpu::supports`]) or a failed readback.
-    pub fn quantize(&self, ty: GgmlType, x: &[f32]) -> Result<Quantized, GpuError> {
+    pub fn quantize_raw(&self, ty: GgmlType, src_ty: GgmlType, raw: &[u8]) -> Result<Quantized, GpuError> {
         let k = kernel(ty).ok_or_else(|| GpuError::Kernel { ty: ty.name(), reason: "no kernel".into() })?;
+        let (kind, src_size) = match src_ty {
+            GgmlType::F32 => (0u32, 4usize),
+            GgmlType::F16 => (1, 2),
+            GgmlType::BF16 => (2, 2),
+            other => return Err(GpuError::Kernel { ty: ty.name(), reason: format!("{} source", other.name()) }),
+        };
         let (elems, _) = k.unit(ty);
         let block_elems = ty.block_elems() as usize;
         let block_bytes = ty.block_bytes() as usize;
-        assert!(x.len().is_multiple_of(block_elems), "whole blocks only");
-        let mut bytes = vec![0u8; x.len() / block_elems * block_bytes];
-        // Invocations per piece: bounded by the binding size of the input.
-        let per_piece = ((self.max_binding / 4) as usize / elems).clamp(1, k.max_units());
+        let n = raw.len() / src_size;
+        assert!(n.is_multiple_of(block_elems) && raw.len() == n * src_size, "whole blocks only");
+        let mut bytes = vec![0u8; n / block_elems * block_bytes];
+        // Units per piece: bounded by the binding size of the input and by one dispatch.
+        let per_piece = ((self.max_binding as usize / src_size) / elems).clamp(1, k.max_units().min(self.max_units));
         let mut fallbacks = 0;
+        let mut scratch = vec![0f32; block_elems];
         let mut done = 0usize;
-        while done < x.len() {
-            let take = (x.len() - done).min(per_piece * elems);
-            let piece = &x[done..done + take];
+        while done < n {
+            let take = (n - done).min(per_piece * elems);
+            let piece = &raw[done * src_size..(done + take) * src_size];
             let units = take.div_ceil(elems);
             let mut padded;
-            let input: &[f32] = if take == units * elems {
+            let input: &[u8] = if take == units * elems {
                 piece
             } else {
                 padded = piece.to_vec();
-                padded.resize(units * elems, 0.0);
+                padded.resize(units * elems * src_size, 0);
                 &padded
             };
-            let (words, flagged) = self.run(ty, k, input, units)?;
+            let (words, flagged) = self.run(ty, k, kind, input, units)?;
             let out_start = done / block_elems * block_bytes;
             let out_len = take / block_elems * block_bytes;
             bytes[out_start..out_start + out_len].copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&words)[..out_len]);
@@ -319,9 +338,14 @@ impl Gpu {
                 if b * block_elems >= take {
                     continue;
                 }
-                let xb = &piece[b * block_elems..(b + 1) * block_elems];
+                crate::quantize::widen::widen(
+                    src_ty,
+                    &piece[b * block_elems * src_size..(b + 1) * block_elems * src_size],
+                    &mut scratch,
+                );
                 let ob = &mut bytes[out_start + b * block_bytes..out_start + (b + 1) * block_bytes];
-                kernels::quantize(ty, xb, ob).map_err(|e| GpuError::Kernel { ty: ty.name(), reason: e.to_string() })?;
+                kernels::quantize(ty, &scratch, ob)
+                    .map_err(|e| GpuError::Kernel { ty: ty.name(), reason: e.to_string() })?;
                 fallbacks += 1;
             }
             done += take;
@@ -329,11 +353,23 @@ impl Gpu {
         Ok(Quantized { bytes, fallbacks })
     }
 
-    fn run(&self, ty: GgmlType, k: Kernel, input: &[f32], units: usize) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+    /// Caps the units of one dispatch, so that tests can make small inputs take several pieces.
+    pub fn limit_piece(&mut self, units: usize) {
+        self.max_units = units.max(1);
+    }
+
+    fn run(
+        &self,
+        ty: GgmlType,
+        k: Kernel,
+        kind: u32,
+        input: &[u8],
+        units: usize,
+    ) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
         let d = &self.device;
         let src = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("src"),
-            contents: bytemuck::cast_slice(input),
+            contents: input,
             usage: wgpu::BufferUsages::STORAGE,
         });
         let (elems, words) = k.unit(ty);
@@ -354,7 +390,7 @@ impl Gpu {
         });
         let params = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
-            contents: bytemuck::cast_slice(&[0u32, u32::try_from(units).unwrap_or(u32::MAX)]),
+            contents: bytemuck::cast_slice(&[0u32, u32::try_from(units).unwrap_or(u32::MAX), kind, 0]),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let pipeline = &self.pipelines[&ty];

@@ -5,8 +5,11 @@
 struct Params {
     // Always 0: XOR-ing a product's bits with it hides the product from the compiler.
     zero: u32,
-    // Units (block pairs, word pairs) in this dispatch.
+    // Units (block pairs, word pairs, workgroups) in this dispatch.
     units: u32,
+    // The source values in `src`: 0 = F32, 1 = F16, 2 = BF16 (two per word, low half first).
+    kind: u32,
+    pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
@@ -14,6 +17,43 @@ struct Params {
 // fallback[0]: count; fallback[1..]: indices of blocks the host must redo.
 @group(0) @binding(2) var<storage, read_write> fallback: array<atomic<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
+
+// The f32 bits of source value i, widened exactly as the host would (quantize/widen.rs).
+fn val(i: u32) -> u32 {
+    if params.kind == 0u {
+        return src[i];
+    }
+    let h = (src[i >> 1u] >> ((i & 1u) * 16u)) & 0xFFFFu;
+    if params.kind == 2u {
+        return h << 16u;
+    }
+    return bitcast<u32>(f16_to_f32(h));
+}
+
+// binary16 bits → f32, integer only; NaNs quieted as the `half` crate and F16C do.
+fn f16_to_f32(h: u32) -> f32 {
+    let s = (h & 0x8000u) << 16u;
+    var e = (h >> 10u) & 0x1Fu;
+    var m = h & 0x3FFu;
+    if e == 31u {
+        if m == 0u {
+            return bitcast<f32>(s | 0x7F800000u);
+        }
+        return bitcast<f32>(s | 0x7FC00000u | (m << 13u));
+    }
+    if e == 0u {
+        if m == 0u {
+            return bitcast<f32>(s);
+        }
+        e = 113u;
+        while (m & 0x400u) == 0u {
+            m = m << 1u;
+            e = e - 1u;
+        }
+        return bitcast<f32>(s | (e << 23u) | ((m & 0x3FFu) << 13u));
+    }
+    return bitcast<f32>(s | ((e + 112u) << 23u) | (m << 13u));
+}
 
 fn opaque(x: f32) -> f32 {
     return bitcast<f32>(bitcast<u32>(x) ^ params.zero);
@@ -138,7 +178,7 @@ struct Stats {
 fn block_stats(x0: u32, n: u32) -> Stats {
     var s = Stats(0.0, 0.0, 3.4028235e38, -3.4028235e38, false);
     for (var i = 0u; i < n; i = i + 1u) {
-        let u = src[x0 + i];
+        let u = val(x0 + i);
         s.awkward = s.awkward || is_awkward(u);
         let v = bitcast<f32>(u);
         let a = bitcast<f32>(u & 0x7FFFFFFFu);

@@ -82,7 +82,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
 fn load_sub(x0: u32) {
     var amax = 0.0;
     for (var i = 0u; i < SUB; i = i + 1u) {
-        let u = src[x0 + i];
+        let u = val(x0 + i);
         if is_awkward(u) {
             oops = true;
         }
@@ -181,28 +181,6 @@ fn sqrt_exact(v: f32) -> f32 {
         }
     }
     return bitcast<f32>((u32(be) << 23u) | (r & 0x7FFFFFu));
-}
-
-// binary16 bits → f32, integer only.
-fn f16_to_f32(h: u32) -> f32 {
-    let s = (h & 0x8000u) << 16u;
-    var e = (h >> 10u) & 0x1Fu;
-    var m = h & 0x3FFu;
-    if e == 31u {
-        return bitcast<f32>(s | 0x7F800000u | (m << 13u));
-    }
-    if e == 0u {
-        if m == 0u {
-            return bitcast<f32>(s);
-        }
-        e = 113u;
-        while (m & 0x400u) == 0u {
-            m = m << 1u;
-            e = e - 1u;
-        }
-        return bitcast<f32>(s | (e << 23u) | ((m & 0x3FFu) << 13u));
-    }
-    return bitcast<f32>(s | ((e + 112u) << 23u) | (m << 13u));
 }
 
 // i32 → its low byte read as i8.

@@ -19,8 +19,8 @@ fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) 
     put_u16(words, base, f32_to_f16(bitcast<u32>(sc.d)));
     put_u16(words, base + 2u, f32_to_f16(bitcast<u32>(s.mn)));
     for (var j = 0u; j < 16u; j = j + 1u) {
-        let lo = min(15u, u32(trunc(opaque((bitcast<f32>(src[x0 + j]) - s.mn) * sc.id) + 0.5)));
-        let hi = min(15u, u32(trunc(opaque((bitcast<f32>(src[x0 + j + 16u]) - s.mn) * sc.id) + 0.5)));
+        let lo = min(15u, u32(trunc(opaque((bitcast<f32>(val(x0 + j)) - s.mn) * sc.id) + 0.5)));
+        let hi = min(15u, u32(trunc(opaque((bitcast<f32>(val(x0 + j + 16u)) - s.mn) * sc.id) + 0.5)));
         put_byte(words, base + 4u + j, lo | (hi << 4u));
     }
 }

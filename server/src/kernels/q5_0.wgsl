@@ -22,8 +22,8 @@ fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) 
     put_u16(words, base, f32_to_f16(bitcast<u32>(d)));
     var qh = 0u;
     for (var j = 0u; j < 16u; j = j + 1u) {
-        let lo = min(31u, u32(trunc(opaque(bitcast<f32>(src[x0 + j]) * id) + 16.5)));
-        let hi = min(31u, u32(trunc(opaque(bitcast<f32>(src[x0 + j + 16u]) * id) + 16.5)));
+        let lo = min(31u, u32(trunc(opaque(bitcast<f32>(val(x0 + j)) * id) + 16.5)));
+        let hi = min(31u, u32(trunc(opaque(bitcast<f32>(val(x0 + j + 16u)) * id) + 16.5)));
         qh = qh | ((lo >> 4u) << j) | ((hi >> 4u) << (j + 16u));
         put_byte(words, base + 6u + j, (lo & 15u) | ((hi & 15u) << 4u));
     }

@@ -20,8 +20,8 @@ fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) 
     put_u16(words, base + 2u, f32_to_f16(bitcast<u32>(s.mn)));
     var qh = 0u;
     for (var j = 0u; j < 16u; j = j + 1u) {
-        let lo = u32(trunc(opaque((bitcast<f32>(src[x0 + j]) - s.mn) * sc.id) + 0.5)) & 0xFFu;
-        let hi = u32(trunc(opaque((bitcast<f32>(src[x0 + j + 16u]) - s.mn) * sc.id) + 0.5)) & 0xFFu;
+        let lo = u32(trunc(opaque((bitcast<f32>(val(x0 + j)) - s.mn) * sc.id) + 0.5)) & 0xFFu;
+        let hi = u32(trunc(opaque((bitcast<f32>(val(x0 + j + 16u)) - s.mn) * sc.id) + 0.5)) & 0xFFu;
         qh = qh | (((lo >> 4u) & 1u) << j) | (((hi >> 4u) & 1u) << (j + 16u));
         put_byte(words, base + 8u + j, (lo & 15u) | ((hi & 15u) << 4u));
     }

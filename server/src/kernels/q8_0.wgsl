@@ -17,7 +17,7 @@ fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) 
     }
     put_u16(words, base, f32_to_f16(bitcast<u32>(sc.d)));
     for (var i = 0u; i < 32u; i = i + 1u) {
-        let v = opaque(bitcast<f32>(src[x0 + i]) * sc.id);
+        let v = opaque(bitcast<f32>(val(x0 + i)) * sc.id);
         // roundf: ties away from zero (v - t is exact).
         var t = trunc(v);
         if abs(v - t) >= 0.5 {

@@ -126,6 +126,13 @@ impl Quantizer {
         &self.info
     }
 
+    /// Values per chunk the pipeline hands over, a few in flight at once: 4 Mi for the CPU
+    /// (16 MiB of f32); 16 Mi for the GPU, so that one dispatch fills a large device.
+    #[must_use]
+    pub fn chunk_elems(&self) -> u64 {
+        if self.gpu.is_some() { 1 << 24 } else { 1 << 22 }
+    }
+
     /// The CPU pool.
     #[must_use]
     pub fn pool(&self) -> &rayon::ThreadPool {
@@ -138,14 +145,7 @@ impl Quantizer {
     /// Kernel errors (lengths that are not whole blocks).
     pub fn convert(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, QuantError> {
         if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
-            let src_size = src_ty.block_bytes() as usize;
-            let mut x = vec![0f32; raw.len() / src_size];
-            self.pool.install(|| {
-                x.par_chunks_mut(TASK_ELEMS)
-                    .zip(raw.par_chunks(TASK_ELEMS * src_size))
-                    .for_each(|(x, r)| widen(src_ty, r, x));
-            });
-            match gpu.quantize(dst_ty, &x) {
+            match gpu.quantize_raw(dst_ty, src_ty, raw) {
                 Ok(q) => return Ok(Converted { bytes: q.bytes, fallbacks: q.fallbacks, on_gpu: true }),
                 // The CPU gives the same bytes: a device failure costs time, not the create.
                 Err(e) => tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU"),

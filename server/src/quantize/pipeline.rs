@@ -14,9 +14,6 @@ use crate::gguf::write::HashingWriter;
 use kiln_core::Digest;
 use kiln_core::ggml_type::GgmlType;
 
-/// Values per chunk handed to the quantizer: 4 Mi f32 = 16 MiB, a few in flight at once.
-pub const CHUNK_ELEMS: u64 = 1 << 22;
-
 /// What a finished run produced.
 #[derive(Debug)]
 pub struct Output {
@@ -41,7 +38,7 @@ enum Work {
     Pad,
 }
 
-fn reader(mut src: File, plan: &QuantPlan, tx: &SyncSender<std::io::Result<Work>>) {
+fn reader(mut src: File, plan: &QuantPlan, chunk: u64, tx: &SyncSender<std::io::Result<Work>>) {
     let mut run = || -> std::io::Result<()> {
         for t in &plan.tensors {
             let start = plan.src_data_offset + t.src.offset;
@@ -50,7 +47,7 @@ fn reader(mut src: File, plan: &QuantPlan, tx: &SyncSender<std::io::Result<Work>
             if t.src.ty == t.out.ty {
                 let mut left = size;
                 while left > 0 {
-                    let n = left.min(CHUNK_ELEMS * 2);
+                    let n = left.min(chunk * 2);
                     let mut buf = vec![0u8; n as usize];
                     src.read_exact(&mut buf)?;
                     if tx.send(Ok(Work::Copy(buf))).is_err() {
@@ -61,7 +58,7 @@ fn reader(mut src: File, plan: &QuantPlan, tx: &SyncSender<std::io::Result<Work>
             } else {
                 let row = t.src.row_len();
                 let rows = t.src.elements() / row;
-                let rows_per_chunk = (CHUNK_ELEMS / row).max(1);
+                let rows_per_chunk = (chunk / row).max(1);
                 let mut done = 0;
                 while done < rows {
                     let n = rows_per_chunk.min(rows - done);
@@ -119,7 +116,8 @@ pub fn run(
     let (work_tx, work_rx) = sync_channel::<std::io::Result<Work>>(2);
     let (out_tx, out_rx) = sync_channel::<Out>(2);
     std::thread::scope(|s| {
-        s.spawn(move || reader(src, plan, &work_tx));
+        let chunk = quantizer.chunk_elems();
+        s.spawn(move || reader(src, plan, chunk, &work_tx));
         let writer = s.spawn(move || writer(out, &plan.header, plan.alignment, &out_rx));
         let mut done = 0u64;
         let (mut fallbacks, mut gpu_chunks, mut chunks) = (0, 0, 0);
