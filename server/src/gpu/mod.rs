@@ -293,12 +293,22 @@ impl Gpu {
     }
 
     /// Quantizes whole blocks of `raw` source values (little-endian F32, F16 or BF16, widened
-    /// on the device: half the upload for 16-bit sources) to `ty`, in pieces that fit its
-    /// bindings.
+    /// on the device: half the upload for 16-bit sources) to `ty`.
     ///
     /// # Errors
     /// An unsupported type (the caller checks [`Gpu::supports`]) or a failed readback.
     pub fn quantize_raw(&self, ty: GgmlType, src_ty: GgmlType, raw: &[u8]) -> Result<Quantized, GpuError> {
+        let pending = self.submit_raw(ty, src_ty, raw)?;
+        self.finish(pending, raw)
+    }
+
+    /// Uploads `raw` and queues its kernels, in pieces that fit the device's bindings and one
+    /// dispatch each, and returns without waiting: the caller prepares the next chunk while the
+    /// device works, then calls [`Gpu::finish`] with the same `raw`.
+    ///
+    /// # Errors
+    /// An unsupported target or source type.
+    pub fn submit_raw(&self, ty: GgmlType, src_ty: GgmlType, raw: &[u8]) -> Result<Pending, GpuError> {
         let k = kernel(ty).ok_or_else(|| GpuError::Kernel { ty: ty.name(), reason: "no kernel".into() })?;
         let (kind, src_size) = match src_ty {
             GgmlType::F32 => (0u32, 4usize),
@@ -307,15 +317,11 @@ impl Gpu {
             other => return Err(GpuError::Kernel { ty: ty.name(), reason: format!("{} source", other.name()) }),
         };
         let (elems, _) = k.unit(ty);
-        let block_elems = ty.block_elems() as usize;
-        let block_bytes = ty.block_bytes() as usize;
         let n = raw.len() / src_size;
-        assert!(n.is_multiple_of(block_elems) && raw.len() == n * src_size, "whole blocks only");
-        let mut bytes = vec![0u8; n / block_elems * block_bytes];
+        assert!(n.is_multiple_of(ty.block_elems() as usize) && raw.len() == n * src_size, "whole blocks only");
         // Units per piece: bounded by the binding size of the input and by one dispatch.
         let per_piece = ((self.max_binding as usize / src_size) / elems).clamp(1, k.max_units().min(self.max_units));
-        let mut fallbacks = 0;
-        let mut scratch = vec![0f32; block_elems];
+        let mut pieces = Vec::new();
         let mut done = 0usize;
         while done < n {
             let take = (n - done).min(per_piece * elems);
@@ -329,7 +335,27 @@ impl Gpu {
                 padded.resize(units * elems * src_size, 0);
                 &padded
             };
-            let (words, flagged) = self.run(ty, k, kind, input, units)?;
+            pieces.push((done, take, self.launch(ty, k, kind, input, units)));
+            done += take;
+        }
+        Ok(Pending { ty, src_ty, src_size, n, pieces })
+    }
+
+    /// Waits for a [`Gpu::submit_raw`], reads the blocks back and redoes the flagged ones on
+    /// the CPU. `raw` must be the submitted input.
+    ///
+    /// # Errors
+    /// A failed readback.
+    pub fn finish(&self, pending: Pending, raw: &[u8]) -> Result<Quantized, GpuError> {
+        let Pending { ty, src_ty, src_size, n, pieces } = pending;
+        let block_elems = ty.block_elems() as usize;
+        let block_bytes = ty.block_bytes() as usize;
+        let mut bytes = vec![0u8; n / block_elems * block_bytes];
+        let mut fallbacks = 0;
+        let mut scratch = vec![0f32; block_elems];
+        for (done, take, launched) in pieces {
+            let (words, flagged) = self.collect(launched)?;
+            let piece = &raw[done * src_size..(done + take) * src_size];
             let out_start = done / block_elems * block_bytes;
             let out_len = take / block_elems * block_bytes;
             bytes[out_start..out_start + out_len].copy_from_slice(&bytemuck::cast_slice::<u32, u8>(&words)[..out_len]);
@@ -348,7 +374,6 @@ impl Gpu {
                     .map_err(|e| GpuError::Kernel { ty: ty.name(), reason: e.to_string() })?;
                 fallbacks += 1;
             }
-            done += take;
         }
         Ok(Quantized { bytes, fallbacks })
     }
@@ -358,14 +383,8 @@ impl Gpu {
         self.max_units = units.max(1);
     }
 
-    fn run(
-        &self,
-        ty: GgmlType,
-        k: Kernel,
-        kind: u32,
-        input: &[u8],
-        units: usize,
-    ) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+    /// Uploads one piece, queues its kernel and readback copies, and asks for the mappings.
+    fn launch(&self, ty: GgmlType, k: Kernel, kind: u32, input: &[u8], units: usize) -> Launched {
         let d = &self.device;
         let src = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("src"),
@@ -428,25 +447,62 @@ impl Gpu {
         }
         enc.copy_buffer_to_buffer(&dst, 0, &read_out, 0, out_size);
         enc.copy_buffer_to_buffer(&fallback, 0, &read_fb, 0, fb_size);
-        self.queue.submit([enc.finish()]);
-        let words = self.read(&read_out)?;
-        let fb = self.read(&read_fb)?;
+        let index = self.queue.submit([enc.finish()]);
+        let (tx, done) = mpsc::channel();
+        for buf in [&read_out, &read_fb] {
+            let tx = tx.clone();
+            buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        }
+        Launched { read_out, read_fb, index, done }
+    }
+
+    /// Waits for a launched piece: its output words and the blocks it flagged for the CPU.
+    fn collect(&self, l: Launched) -> Result<(Vec<u32>, Vec<u32>), GpuError> {
+        let err = |e: &dyn std::fmt::Display| GpuError::Readback(e.to_string());
+        self.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(l.index), timeout: None })
+            .map_err(|e| err(&e))?;
+        for _ in 0..2 {
+            l.done.recv().map_err(|e| err(&e))?.map_err(|e| err(&e))?;
+        }
+        let words = read_mapped(&l.read_out)?;
+        let fb = read_mapped(&l.read_fb)?;
         let n = fb[0] as usize;
         Ok((words, fb[1..=n.min(fb.len() - 1)].to_vec()))
     }
+}
 
-    fn read(&self, buf: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
-        let slice = buf.slice(..);
-        let (tx, rx) = mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
-        rx.recv().map_err(|e| GpuError::Readback(e.to_string()))?.map_err(|e| GpuError::Readback(e.to_string()))?;
-        let view = slice.get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
-        let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
-        drop(view);
-        buf.unmap();
-        Ok(words)
+/// A mapped readback buffer's words; unmaps it.
+fn read_mapped(buf: &wgpu::Buffer) -> Result<Vec<u32>, GpuError> {
+    let view = buf.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
+    let words = bytemuck::cast_slice::<u8, u32>(&view).to_vec();
+    drop(view);
+    buf.unmap();
+    Ok(words)
+}
+
+/// One piece on its way through the device.
+struct Launched {
+    read_out: wgpu::Buffer,
+    read_fb: wgpu::Buffer,
+    index: wgpu::SubmissionIndex,
+    done: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
+}
+
+/// A submitted quantization ([`Gpu::submit_raw`]), finished by [`Gpu::finish`].
+pub struct Pending {
+    ty: GgmlType,
+    src_ty: GgmlType,
+    src_size: usize,
+    n: usize,
+    /// (first value, values, launched piece).
+    pieces: Vec<(usize, usize, Launched)>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("ty", &self.ty).field("values", &self.n).finish_non_exhaustive()
     }
 }

@@ -143,16 +143,66 @@ impl Quantizer {
     ///
     /// # Errors
     /// Kernel errors (lengths that are not whole blocks).
-    pub fn convert(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, QuantError> {
+    pub fn convert(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Converted, QuantError> {
+        let pending = self.submit(src_ty, dst_ty, raw)?;
+        self.finish(pending)
+    }
+
+    /// Starts converting a chunk: on the GPU this queues the work and returns at once (the
+    /// pipeline reads and submits the next chunk meanwhile); on the CPU it converts it now.
+    ///
+    /// # Errors
+    /// As [`Quantizer::convert`].
+    pub fn submit(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Pending, QuantError> {
         if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
-            match gpu.quantize_raw(dst_ty, src_ty, raw) {
-                Ok(q) => return Ok(Converted { bytes: q.bytes, fallbacks: q.fallbacks, on_gpu: true }),
-                // The CPU gives the same bytes: a device failure costs time, not the create.
+            match gpu.submit_raw(dst_ty, src_ty, &raw) {
+                Ok(job) => return Ok(Pending(Job::Gpu { job, raw, src_ty, dst_ty })),
                 Err(e) => tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU"),
             }
         }
-        Ok(Converted { bytes: convert_cpu(&self.pool, src_ty, dst_ty, raw)?, fallbacks: 0, on_gpu: false })
+        let bytes = convert_cpu(&self.pool, src_ty, dst_ty, &raw)?;
+        Ok(Pending(Job::Done(Converted { bytes, fallbacks: 0, on_gpu: false })))
     }
+
+    /// Waits for a [`Quantizer::submit`]ted chunk.
+    ///
+    /// # Errors
+    /// As [`Quantizer::convert`].
+    pub fn finish(&self, pending: Pending) -> Result<Converted, QuantError> {
+        match pending.0 {
+            Job::Done(c) => Ok(c),
+            Job::Gpu { job, raw, src_ty, dst_ty } => {
+                let gpu = self.gpu.as_ref().expect("a GPU job comes from the GPU");
+                match gpu.finish(job, &raw) {
+                    Ok(q) => Ok(Converted { bytes: q.bytes, fallbacks: q.fallbacks, on_gpu: true }),
+                    // The CPU gives the same bytes: a device failure costs time, not the create.
+                    Err(e) => {
+                        tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU");
+                        let bytes = convert_cpu(&self.pool, src_ty, dst_ty, &raw)?;
+                        Ok(Converted { bytes, fallbacks: 0, on_gpu: false })
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A chunk on its way through the quantizer ([`Quantizer::submit`]).
+#[derive(Debug)]
+pub struct Pending(Job);
+
+impl Pending {
+    /// Whether the result is there already (the CPU path).
+    #[must_use]
+    pub fn is_done(&self) -> bool {
+        matches!(self.0, Job::Done(_))
+    }
+}
+
+#[derive(Debug)]
+enum Job {
+    Done(Converted),
+    Gpu { job: gpu::Pending, raw: Vec<u8>, src_ty: GgmlType, dst_ty: GgmlType },
 }
 
 /// Converts one chunk on the pool: each task widens its slice and quantizes whole blocks.

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use super::backend::Quantizer;
+use super::backend::{Pending, Quantizer};
 use super::{QuantError, QuantPlan};
 use crate::gguf::write::HashingWriter;
 use kiln_core::Digest;
@@ -122,29 +122,45 @@ pub fn run(
         let mut done = 0u64;
         let (mut fallbacks, mut gpu_chunks, mut chunks) = (0, 0, 0);
         let result = (|| {
+            // One GPU chunk stays in flight while the next is read and submitted; its output
+            // goes to the writer before anything that follows it in the file.
+            let mut in_flight: Option<Pending> = None;
+            let mut flush = |p: Option<Pending>| -> Result<bool, QuantError> {
+                let Some(p) = p else { return Ok(true) };
+                let c = quantizer.finish(p)?;
+                fallbacks += c.fallbacks;
+                gpu_chunks += usize::from(c.on_gpu);
+                chunks += 1;
+                Ok(out_tx.send(Out::Bytes(c.bytes)).is_ok())
+            };
             for work in work_rx {
                 let msg = match work? {
                     Work::Copy(b) => {
                         done += b.len() as u64;
-                        Out::Bytes(b)
+                        Some(Out::Bytes(b))
                     }
                     Work::Convert(src_ty, dst_ty, raw) => {
                         done += raw.len() as u64;
-                        let c = quantizer.convert(src_ty, dst_ty, &raw)?;
-                        fallbacks += c.fallbacks;
-                        gpu_chunks += usize::from(c.on_gpu);
-                        chunks += 1;
-                        Out::Bytes(c.bytes)
+                        let next = quantizer.submit(src_ty, dst_ty, raw)?;
+                        // CPU results are final already: they go out at once, in order.
+                        let (hold, now) = if next.is_done() { (None, Some(next)) } else { (Some(next), None) };
+                        if !flush(std::mem::replace(&mut in_flight, hold))? || !flush(now)? {
+                            break;
+                        }
+                        None
                     }
-                    Work::Pad => Out::Pad,
+                    Work::Pad => Some(Out::Pad),
                 };
-                if out_tx.send(msg).is_err() {
+                if let Some(msg) = msg
+                    && (!flush(in_flight.take())? || out_tx.send(msg).is_err())
+                {
                     break;
                 }
                 if !progress(done) {
                     return Err(QuantError::Cancelled);
                 }
             }
+            flush(in_flight.take())?;
             Ok(())
         })();
         drop(out_tx);
