@@ -157,7 +157,7 @@ async fn quantize_layer(state: &AppState, job: QuantJob, events: &Events) -> Res
     for (name, wanted, got) in &job.plan.fallbacks {
         tracing::debug!(tensor = %name, "row length is not a multiple of {}'s block: using {}", wanted.name(), got.name());
     }
-    tracing::info!(fallbacks = job.plan.fallbacks.len(), target = %job.status, "quantizing");
+    tracing::info!(shape_fallbacks = job.plan.fallbacks.len(), target = %job.status, "quantizing");
     let events = events.clone();
     let started = std::time::Instant::now();
     let result = blocking(move || -> Result<_, quantize::QuantError> {
