@@ -214,6 +214,28 @@ fn scale_of(v: f32, n: f32) -> Scale {
     return Scale(dq.v, iq.v, dq.ok && iq.ok);
 }
 
+// Q4_0 and Q5_0: d = m / -n with m the signed value of largest magnitude, id = 1 / d. An
+// all-zero block gets 0 / -n = -0.0 and id = 0 (spec §2.11). ok = false: the CPU does it.
+fn symmetric_scale(s: Stats, n: f32) -> Scale {
+    if s.amax == 0.0 {
+        return Scale(-0.0, 0.0, true);
+    }
+    let sc = scale_of(s.amax, n);
+    return Scale(select(sc.d, -sc.d, s.m > 0.0), select(sc.id, -sc.id, s.m > 0.0), sc.ok);
+}
+
+// Q4_1 and Q5_1: d = (max - min) / n, id = 1 / d; both 0 for a constant block.
+fn range_scale(s: Stats, n: f32) -> Scale {
+    let range = s.mx - s.mn;
+    if is_awkward(bitcast<u32>(range)) {
+        return Scale(0.0, 0.0, false);
+    }
+    if range > 0.0 {
+        return scale_of(range, n);
+    }
+    return Scale(0.0, 0.0, true);
+}
+
 // Writes byte `i` of a block assembled in `words`.
 fn put_byte(words: ptr<function, array<u32, 105>>, i: u32, b: u32) {
     let w = i >> 2u;

@@ -3,18 +3,10 @@
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);
-    let range = s.mx - s.mn;
-    if needs_cpu(s) || is_awkward(bitcast<u32>(range)) {
+    let sc = range_scale(s, 15.0);
+    if needs_cpu(s) || !sc.ok {
         flag_block(block);
         return;
-    }
-    var sc = Scale(0.0, 0.0, true);
-    if range > 0.0 {
-        sc = scale_of(range, 15.0);
-        if !sc.ok {
-            flag_block(block);
-            return;
-        }
     }
     put_u16(words, base, f32_to_f16(bitcast<u32>(sc.d)));
     put_u16(words, base + 2u, f32_to_f16(bitcast<u32>(s.mn)));
