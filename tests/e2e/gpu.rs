@@ -9,13 +9,17 @@ use serde_json::Value;
 
 use crate::util::{TestServer, kiln_bin};
 
-fn start(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+/// `kiln serve` on a fresh store with extra arguments and environment.
+fn serve(args: &[&str], env: &[(&str, &str)]) -> (Command, tempfile::TempDir) {
     let models = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(kiln_bin());
     cmd.args(["serve", "--host", "127.0.0.1:0", "--models"]).arg(models.path()).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd.envs(env.iter().copied());
+    (cmd, models)
+}
+
+fn start(args: &[&str], env: &[(&str, &str)]) -> TestServer {
+    let (cmd, models) = serve(args, env);
     TestServer::spawn(cmd, models)
 }
 
@@ -27,12 +31,7 @@ fn quantizer(s: &TestServer) -> Value {
 
 /// `kiln serve` that must refuse to start: its exit status and stderr.
 fn refused(args: &[&str], env: &[(&str, &str)]) -> String {
-    let models = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(kiln_bin());
-    cmd.args(["serve", "--host", "127.0.0.1:0", "--models"]).arg(models.path()).args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    let (mut cmd, _models) = serve(args, env);
     let out = cmd.output().unwrap();
     assert!(!out.status.success(), "kiln started: {}", String::from_utf8_lossy(&out.stdout));
     assert!(out.stdout.is_empty(), "it must not have listened: {}", String::from_utf8_lossy(&out.stdout));

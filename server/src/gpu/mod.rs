@@ -95,14 +95,12 @@ impl Kernel {
     /// The whole shader: the exact helpers, the format's code and its entry point.
     fn source(self, ty: GgmlType) -> String {
         let (_, words) = self.unit(ty);
-        if let Self::Supers(code, _) = self {
-            return format!("{EXACT}\n{KQUANTS}\n{code}");
-        }
         let (body, main) = match self {
+            // kquants.wgsl holds the entry point.
+            Self::Supers(code, _) => return format!("{EXACT}\n{KQUANTS}\n{code}"),
             Self::Words(convert) => {
                 ("", format!("    dst[i] = {convert}(val(2u * i)) | ({convert}(val(2u * i + 1u)) << 16u);"))
             }
-            Self::Supers(..) => unreachable!("returned above"),
             Self::Pairs(code) => (
                 code,
                 format!(

@@ -188,6 +188,13 @@ fn wrap_i8(v: i32) -> i32 {
     return (v << 24u) >> 24u;
 }
 
+// L = 0 for a sub-block the searches give up on (zero range, or amax below EPS).
+fn clear_quants(l0: u32, n: u32) {
+    for (var i = 0u; i < n; i = i + 1u) {
+        lq[l0 + i] = 0u;
+    }
+}
+
 // make_qkx2_quants over xs/ws[0..n] (§2.5.3); the best quants go to lq[l0..]. Returns
 // (scale, offset).
 fn qkx2(n: u32, nmax: i32, rmin: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f32> {
@@ -209,9 +216,7 @@ fn qkx2(n: u32, nmax: i32, rmin: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f3
         mn = 0.0;
     }
     if mx == mn {
-        for (var i = 0u; i < n; i = i + 1u) {
-            lq[l0 + i] = 0u;
-        }
+        clear_quants(l0, n);
         return vec2<f32>(0.0, -mn);
     }
     let nmaxf = f32(nmax);
@@ -310,9 +315,7 @@ fn qx_fill(is: f32, nmax: i32, l0: u32) {
 fn qx(nmax: i32, l0: u32) -> f32 {
     let ma = argabsmax16();
     if ma.y < EPS {
-        for (var i = 0u; i < 16u; i = i + 1u) {
-            lq[l0 + i] = 0u;
-        }
+        clear_quants(l0, 16u);
         return 0.0;
     }
     let nmaxf = f32(nmax);
@@ -343,9 +346,7 @@ fn qx(nmax: i32, l0: u32) -> f32 {
 fn q3s(nmax: i32, l0: u32) -> f32 {
     let ma = argabsmax16();
     if ma.y < EPS {
-        for (var i = 0u; i < 16u; i = i + 1u) {
-            lq[l0 + i] = 0u;
-        }
+        clear_quants(l0, 16u);
         return 0.0;
     }
     let is = div(-f32(nmax), ma.x);

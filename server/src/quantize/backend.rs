@@ -24,7 +24,7 @@ const TASK_ELEMS: usize = 1 << 14;
 pub struct QuantizerInfo {
     /// `gpu` or `cpu`: where creates quantize.
     pub backend: &'static str,
-    /// The GPU adapter found, if any (also when it is not used).
+    /// The GPU adapter that ran the self-test, if any (also when it failed).
     pub adapter: Option<String>,
     /// Its driver.
     pub driver: Option<String>,
@@ -73,8 +73,9 @@ impl Quantizer {
     }
 
     /// Picks the device for `kiln serve --device`: `auto` takes a hardware GPU that passes the
-    /// self-test (a software one too with `KILN_GPU_ALLOW_SOFTWARE=1`) and otherwise the CPU; `gpu` takes any adapter (lavapipe included) and refuses
-    /// to start when there is none or the self-test fails; `cpu` never looks.
+    /// self-test (a software one too with `KILN_GPU_ALLOW_SOFTWARE=1`) and otherwise the CPU;
+    /// `gpu` takes any adapter (lavapipe included) and refuses to start when there is none or
+    /// the self-test fails; `cpu` never looks.
     ///
     /// # Errors
     /// With `--device gpu`: no adapter, or a failed self-test; the text says which.
@@ -133,26 +134,12 @@ impl Quantizer {
         if self.gpu.is_some() { 1 << 24 } else { 1 << 22 }
     }
 
-    /// The CPU pool.
-    #[must_use]
-    pub fn pool(&self) -> &rayon::ThreadPool {
-        &self.pool
-    }
-
-    /// Converts one chunk of `src_ty` values (`raw`, whole blocks of `dst_ty`) to `dst_ty`.
+    /// Starts converting a chunk of `src_ty` values (`raw`, whole blocks of `dst_ty`): on the GPU
+    /// this queues the work and returns at once (the pipeline reads and submits the next chunk
+    /// meanwhile); on the CPU it converts it now.
     ///
     /// # Errors
     /// Kernel errors (lengths that are not whole blocks).
-    pub fn convert(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Converted, QuantError> {
-        let pending = self.submit(src_ty, dst_ty, raw)?;
-        self.finish(pending)
-    }
-
-    /// Starts converting a chunk: on the GPU this queues the work and returns at once (the
-    /// pipeline reads and submits the next chunk meanwhile); on the CPU it converts it now.
-    ///
-    /// # Errors
-    /// As [`Quantizer::convert`].
     pub fn submit(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Pending, QuantError> {
         if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
             match gpu.submit_raw(dst_ty, src_ty, &raw) {
@@ -167,7 +154,7 @@ impl Quantizer {
     /// Waits for a [`Quantizer::submit`]ted chunk.
     ///
     /// # Errors
-    /// As [`Quantizer::convert`].
+    /// As [`Quantizer::submit`].
     pub fn finish(&self, pending: Pending) -> Result<Converted, QuantError> {
         match pending.0 {
             Job::Done(c) => Ok(c),
