@@ -55,6 +55,24 @@ impl fmt::Display for Digest {
     }
 }
 
+/// Serialized as `sha256:<hex>`, the form manifests and requests use.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Parsed on the way in, so a value holding a `Digest` (a manifest layer) cannot exist with a
+/// malformed one.
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <alloc::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::parse(&s).map_err(|_| {
+            serde::de::Error::custom(alloc::format!("digest {s:?} is malformed: want sha256:<64 hex digits>"))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +103,14 @@ mod tests {
         ] {
             assert_eq!(Digest::parse(bad), Err(Error::InvalidDigest), "{bad}");
         }
+    }
+
+    #[test]
+    fn serde_round_trip_refuses_malformed() {
+        let d: Digest = serde_json::from_str(&alloc::format!("\"sha256:{HEX}\"")).unwrap();
+        assert_eq!(serde_json::to_string(&d).unwrap(), alloc::format!("\"sha256:{HEX}\""));
+        let err = serde_json::from_str::<Digest>("\"sha256:../../etc\"").unwrap_err();
+        assert!(err.to_string().contains("is malformed"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use kiln_core::ggml_type::GgmlType;
 use kiln_core::validate::validate_create;
 use rayon::prelude::*;
 
-use crate::http::ndjson::{Events, Msg};
+use crate::create::events::{Events, Msg};
 use crate::kernels;
 
 /// `kiln bench` options.
@@ -242,7 +242,7 @@ async fn create_bench(
             reset_peak_rss();
             let (events, mut rx) = Events::channel();
             let started = Instant::now();
-            let task = tokio::spawn(crate::create::run(state.clone(), plan, events));
+            let task = tokio::spawn(crate::create::run(state.store.clone(), state.quantizer.clone(), plan, events));
             let mut failed = None;
             while let Some(m) = rx.recv().await {
                 if let Msg::Failed(e) = m {
@@ -252,7 +252,7 @@ async fn create_bench(
             task.await?;
             times.push(started.elapsed().as_secs_f64());
             if let Some(e) = failed {
-                return Err(e.message.into());
+                return Err(e.to_string().into());
             }
             rss = rss.max(peak_rss_mib().unwrap_or(f64::NAN));
             // Delete it again so the next run writes (and fsyncs) a new blob, as a first create does.

@@ -89,7 +89,7 @@ pub fn check(root: &Path, quick: bool) -> Report {
                     };
                     r.manifests += 1;
                     for layer in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                        let d = layer.digest();
+                        let d = &layer.digest;
                         let path = blobs.join(d.file_name());
                         match std::fs::metadata(&path) {
                             Err(_) => r.errors.push(format!("{}: blob {d} is missing", name.short())),
@@ -101,7 +101,7 @@ pub fn check(root: &Path, quick: bool) -> Report {
                             )),
                             Ok(_) => {}
                         }
-                        referenced.insert(d);
+                        referenced.insert(d.clone());
                     }
                 }
             }

@@ -7,8 +7,9 @@ use kiln_core::event::ProgressEvent;
 use kiln_core::request::CreateRequest;
 use kiln_core::validate::validate_create;
 
+use crate::create::events::Events;
 use crate::http::extract::{self, JsonBody};
-use crate::http::ndjson::{Events, respond};
+use crate::http::ndjson::respond;
 use crate::state::AppState;
 
 /// `POST /api/create`.
@@ -20,6 +21,6 @@ pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> 
     };
     let stream = plan.stream;
     let (events, rx) = Events::channel();
-    tokio::spawn(crate::create::run(state, plan, events));
+    tokio::spawn(crate::create::run(state.store.clone(), state.quantizer.clone(), plan, events));
     respond(rx, stream).await
 }

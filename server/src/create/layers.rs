@@ -1,30 +1,45 @@
-//! The text and JSON layers of a create — template, system, licenses, params, messages — with
+//! Step 3 of a create: the text and JSON layers — template, system, licenses, params, messages — with
 //! Ollama's replace/append/merge rules (§5.6) and byte-exact encodings (§5.5).
+
+use std::sync::Arc;
 
 use kiln_core::gojson::{self, ObjectWriter};
 use kiln_core::request::Message;
+use kiln_core::validate::CreatePlan;
 use serde_json::{Map, Value};
 
-/// Media types.
-pub mod media {
-    /// Main GGUF weights.
-    pub const MODEL: &str = "application/vnd.ollama.image.model";
-    /// Vision/audio projector.
-    pub const PROJECTOR: &str = "application/vnd.ollama.image.projector";
-    /// LoRA adapter.
-    pub const ADAPTER: &str = "application/vnd.ollama.image.adapter";
-    /// Prompt template.
-    pub const TEMPLATE: &str = "application/vnd.ollama.image.template";
-    /// Legacy template.
-    pub const PROMPT: &str = "application/vnd.ollama.image.prompt";
-    /// System prompt.
-    pub const SYSTEM: &str = "application/vnd.ollama.image.system";
-    /// License text.
-    pub const LICENSE: &str = "application/vnd.ollama.image.license";
-    /// Parameters JSON.
-    pub const PARAMS: &str = "application/vnd.ollama.image.params";
-    /// Messages JSON.
-    pub const MESSAGES: &str = "application/vnd.ollama.image.messages";
+use super::error::CreateError;
+use super::{Staged, read_json, write_layer};
+use crate::store::{Store, media};
+
+/// Step 3 of a create: the plan's template and system replace inherited ones, licenses append,
+/// parameters merge over inherited ones, messages replace.
+///
+/// # Errors
+/// Store failures writing a layer.
+pub(super) async fn stage(store: &Arc<Store>, plan: &CreatePlan, staged: &mut Vec<Staged>) -> Result<(), CreateError> {
+    if let Some(t) = &plan.template {
+        staged.retain(|s| s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT);
+        staged.push(write_layer(store, media::TEMPLATE, t.clone().into_bytes()).await?);
+    }
+    if let Some(sys) = &plan.system {
+        staged.retain(|s| s.layer.media_type != media::SYSTEM);
+        staged.push(write_layer(store, media::SYSTEM, sys.clone().into_bytes()).await?);
+    }
+    for license in &plan.licenses {
+        staged.push(write_layer(store, media::LICENSE, license.clone().into_bytes()).await?);
+    }
+    if let Some(params) = &plan.parameters {
+        let inherited: Option<Map<String, Value>> =
+            staged.iter().find(|s| s.layer.media_type == media::PARAMS).map(|s| read_json(store, &s.layer.digest));
+        staged.retain(|s| s.layer.media_type != media::PARAMS);
+        staged.push(write_layer(store, media::PARAMS, merge_params(inherited, params)).await?);
+    }
+    if !plan.messages.is_empty() {
+        staged.retain(|s| s.layer.media_type != media::MESSAGES);
+        staged.push(write_layer(store, media::MESSAGES, encode_messages(&plan.messages)).await?);
+    }
+    Ok(())
 }
 
 /// Messages as Ollama encodes them: `role`, `content`, then the optional keys.

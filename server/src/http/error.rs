@@ -1,9 +1,12 @@
 //! `ApiError`: the one place errors become HTTP — a status and Ollama's `{"error":"…"}` body
-//! (escaped as Go's encoder escapes). Internal errors are logged here, once.
+//! (escaped as Go's encoder escapes). Conversions have no side effect; server errors are logged
+//! once, when the answer is rendered.
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::create::CreateError;
+use crate::quantize::QuantError;
 use crate::store::StoreError;
 
 /// An error answered to a client.
@@ -26,11 +29,18 @@ impl ApiError {
         Self { status: StatusCode::NOT_FOUND, message: m.into() }
     }
 
-    /// 500 with a message (logged).
+    /// 500 with a message.
     pub fn internal(m: impl Into<String>) -> Self {
-        let message = m.into();
-        tracing::error!("internal error: {message}");
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: m.into() }
+    }
+
+    /// Logs a server error (5xx) as it goes out; client errors are the client's to read.
+    #[must_use]
+    pub fn logged(self) -> Self {
+        if self.status.is_server_error() {
+            tracing::error!(status = self.status.as_u16(), "internal error: {}", self.message);
+        }
+        self
     }
 
     /// `{"error":"…"}` as bytes.
@@ -77,8 +87,30 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::ModelNotFound(_) => Self::not_found(e.to_string()),
+            CreateError::BlobNotFound(_)
+            | CreateError::NotGguf(_)
+            | CreateError::BadGguf { .. }
+            | CreateError::BadStoredGguf(_) => Self::bad_request(e.to_string()),
+            CreateError::Quantize(QuantError::Io(io)) | CreateError::Io(io) => io.into(),
+            CreateError::Quantize(
+                QuantError::SourceType(_) | QuantError::TensorSource { .. } | QuantError::Header(_),
+            ) => Self::bad_request(e.to_string()),
+            CreateError::Store(s) => s.into(),
+            CreateError::Quantize(_)
+            | CreateError::MissingBlob { .. }
+            | CreateError::Internal(_)
+            | CreateError::Cancelled => Self::internal(e.to_string()),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], self.body()).into_response()
+        let this = self.logged();
+        (this.status, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], this.body()).into_response()
     }
 }

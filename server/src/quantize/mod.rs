@@ -3,6 +3,7 @@
 //! [`pipeline`] that writes it. Memory stays bounded by a few row chunks, whatever the model size.
 
 pub mod backend;
+pub mod blob;
 pub mod pipeline;
 pub mod widen;
 
@@ -51,8 +52,10 @@ pub struct TensorPlan {
 /// Everything the pipeline needs to write the new file.
 #[derive(Debug, Clone)]
 pub struct QuantPlan {
-    /// Encoded header, padded to the data section.
-    pub header: Vec<u8>,
+    /// The output's header, as a reader of the new file would parse it.
+    pub output: Header,
+    /// [`QuantPlan::output`] encoded, padded to the data section.
+    pub encoded_header: Vec<u8>,
     /// Tensors in output order.
     pub tensors: Vec<TensorPlan>,
     /// Output alignment.
@@ -68,7 +71,7 @@ impl QuantPlan {
     #[must_use]
     pub fn output_size(&self) -> u64 {
         let data = self.tensors.iter().map(|t| t.out.size().div_ceil(self.alignment) * self.alignment).sum::<u64>();
-        self.header.len() as u64 + data
+        self.encoded_header.len() as u64 + data
     }
 }
 
@@ -161,6 +164,7 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
     kvs.push(("general.quantization_version".into(), Value::U32(2)));
     kvs.push(("general.file_type".into(), Value::U32(target.id())));
     let outs: Vec<TensorInfo> = tensors.iter().map(|t| t.out.clone()).collect();
-    let header = gguf::encode_header(&kvs, &outs, alignment);
-    Ok(QuantPlan { header, tensors, alignment, src_data_offset: h.data_offset, fallbacks })
+    let encoded_header = gguf::encode_header(&kvs, &outs, alignment);
+    let output = Header { version: 3, kvs, tensors: outs, alignment, data_offset: encoded_header.len() as u64 };
+    Ok(QuantPlan { output, encoded_header, tensors, alignment, src_data_offset: h.data_offset, fallbacks })
 }

@@ -118,7 +118,7 @@ pub fn run(
     std::thread::scope(|s| {
         let chunk = quantizer.chunk_elems();
         s.spawn(move || reader(src, plan, chunk, &work_tx));
-        let writer = s.spawn(move || writer(out, &plan.header, plan.alignment, &out_rx));
+        let writer = s.spawn(move || writer(out, &plan.encoded_header, plan.alignment, &out_rx));
         let mut done = 0u64;
         let (mut fallbacks, mut gpu_chunks, mut chunks) = (0, 0, 0);
         let result = (|| {

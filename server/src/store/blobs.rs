@@ -11,6 +11,9 @@ use tempfile::NamedTempFile;
 
 use super::{Store, atomic};
 
+/// Largest text/JSON blob kiln reads back whole (templates, params, messages, config).
+pub const MAX_TEXT_BLOB: u64 = 64 << 20;
+
 /// Whether publishing created the blob or found it already there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Published {

@@ -31,7 +31,7 @@ impl Store {
     /// Digests referenced by any manifest on disk (corrupt manifests are skipped, as in Ollama).
     #[must_use]
     pub fn referenced(&self) -> HashSet<Digest> {
-        self.all_manifests().iter().flat_map(|m| m.manifest.digests().collect::<Vec<_>>()).collect()
+        self.all_manifests().iter().flat_map(|m| m.manifest.digests().cloned().collect::<Vec<_>>()).collect()
     }
 
     /// Removes each candidate blob unless a manifest references it or it is pinned. Call with the

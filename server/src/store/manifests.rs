@@ -10,12 +10,7 @@ use kiln_core::gojson::ObjectWriter;
 use kiln_core::{Digest, ModelName};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, atomic};
-
-/// Media type of the manifest itself.
-pub const MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
-/// Media type of the config blob.
-pub const CONFIG_MEDIA_TYPE: &str = "application/vnd.docker.container.image.v1+json";
+use super::{Store, StoreError, atomic, media};
 
 /// One layer (or the config) of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,8 +18,8 @@ pub struct Layer {
     /// `application/vnd.ollama.image.*`.
     #[serde(rename = "mediaType")]
     pub media_type: String,
-    /// `sha256:<hex>`, checked on read.
-    pub digest: String,
+    /// Parsed when the manifest is read: a malformed digest makes the whole manifest corrupt.
+    pub digest: Digest,
     /// Bytes.
     pub size: u64,
     /// The model this layer was inherited from, if any.
@@ -39,24 +34,12 @@ impl Layer {
     /// A layer for a stored blob.
     #[must_use]
     pub fn new(media_type: &str, digest: &Digest, size: u64) -> Self {
-        Self {
-            media_type: media_type.into(),
-            digest: digest.to_string(),
-            size,
-            from: String::new(),
-            name: String::new(),
-        }
-    }
-
-    /// The parsed digest (validated when the manifest was read).
-    #[must_use]
-    pub fn digest(&self) -> Digest {
-        Digest::parse(&self.digest).unwrap_or_else(|_| Digest::from_bytes(&[0; 32]))
+        Self { media_type: media_type.into(), digest: digest.clone(), size, from: String::new(), name: String::new() }
     }
 
     fn encode(&self, out: &mut String) {
         let mut o = ObjectWriter::new(out);
-        o.str("mediaType", &self.media_type).str("digest", &self.digest).int("size", self.size as i64);
+        o.str("mediaType", &self.media_type).str("digest", &self.digest.to_string()).int("size", self.size as i64);
         o.str_opt("from", Some(&self.from)).str_opt("name", Some(&self.name));
         o.finish();
     }
@@ -68,7 +51,7 @@ pub struct Manifest {
     /// Always 2.
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
-    /// [`MANIFEST_MEDIA_TYPE`].
+    /// [`media::MANIFEST`].
     #[serde(rename = "mediaType", default)]
     pub media_type: String,
     /// The config blob.
@@ -82,7 +65,7 @@ impl Manifest {
     /// A manifest for these layers.
     #[must_use]
     pub fn new(config: Layer, layers: Vec<Layer>) -> Self {
-        Self { schema_version: 2, media_type: MANIFEST_MEDIA_TYPE.into(), config, layers }
+        Self { schema_version: 2, media_type: media::MANIFEST.into(), config, layers }
     }
 
     /// Ollama's bytes: compact, fields in declaration order, trailing newline.
@@ -113,11 +96,7 @@ impl Manifest {
     /// # Errors
     /// A reason string when it is not a usable manifest.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        let m: Self = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-        for l in std::iter::once(&m.config).chain(&m.layers) {
-            Digest::parse(&l.digest).map_err(|_| format!("layer digest {:?} is malformed", l.digest))?;
-        }
-        Ok(m)
+        serde_json::from_slice(bytes).map_err(|e| e.to_string())
     }
 
     /// Sum of all layer sizes plus the config size.
@@ -127,8 +106,8 @@ impl Manifest {
     }
 
     /// Every digest this manifest keeps alive, the config's included.
-    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
-        std::iter::once(&self.config).chain(&self.layers).map(Layer::digest)
+    pub fn digests(&self) -> impl Iterator<Item = &Digest> + '_ {
+        std::iter::once(&self.config).chain(&self.layers).map(|l| &l.digest)
     }
 }
 
@@ -234,7 +213,7 @@ impl Store {
         // The temp file sits at depth 1, where Ollama's 4-level glob never sees it.
         atomic::write(&self.manifests_dir(), &path, bytes)?;
         if let Some(old) = old {
-            self.collect_unreferenced(old.digests().collect());
+            self.collect_unreferenced(old.digests().cloned().collect());
         }
         Ok(())
     }
@@ -246,7 +225,7 @@ impl Store {
     pub fn delete_manifest(&self, stored: &StoredManifest) -> Result<(), StoreError> {
         let _guard = self.locked();
         self.remove_manifest_file(&stored.name)?;
-        self.collect_unreferenced(stored.manifest.digests().collect());
+        self.collect_unreferenced(stored.manifest.digests().cloned().collect());
         Ok(())
     }
 

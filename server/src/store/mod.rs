@@ -9,8 +9,10 @@
 
 pub mod atomic;
 pub mod blobs;
+pub mod config;
 pub mod gc;
 pub mod manifests;
+pub mod media;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +20,8 @@ use std::sync::Mutex;
 
 use kiln_core::Digest;
 
+pub use blobs::MAX_TEXT_BLOB;
+pub use config::ConfigFile;
 pub use manifests::{Layer, Manifest};
 
 /// Prefix of every temp file kiln creates inside the store.

@@ -1,5 +1,5 @@
 //! The config blob (`shared/spec/ollama-api.md` §5.4): rebuilt from the model layers on every
-//! create and encoded byte-for-byte as Ollama's `ConfigV2`, so identical models get identical
+//! create, read back by show, and encoded byte-for-byte as Ollama's `ConfigV2`, so identical models get identical
 //! config digests in kiln and Ollama.
 
 use kiln_core::gojson::ObjectWriter;

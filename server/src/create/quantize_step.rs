@@ -1,0 +1,97 @@
+//! Step 2 of a create: when `quantize` is asked, the model layer is planned (and refused, if it
+//! must be) before the first event, then quantized by [`crate::quantize::blob`] with progress
+//! lines, and replaces the source layer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kiln_core::Digest;
+use kiln_core::event::{PLACEHOLDER_DIGEST, ProgressEvent};
+use kiln_core::file_type::FileType;
+use kiln_core::gguf::Header;
+
+use super::error::CreateError;
+use super::events::Events;
+use super::sources::Sources;
+use super::{Staged, blocking};
+use crate::quantize::backend::Quantizer;
+use crate::quantize::blob::{Progress, quantize_blob};
+use crate::quantize::{self, QuantPlan};
+use crate::store::{Layer, Store, media};
+
+/// A quantization the create will run.
+#[derive(Debug)]
+pub(super) struct QuantJob {
+    src: Digest,
+    plan: QuantPlan,
+    status: String,
+}
+
+/// Plans the quantization of the model layer to `target`; `None` when there is no model layer
+/// or it already is that type (Ollama's no-op).
+///
+/// # Errors
+/// [`CreateError::Quantize`] when the model cannot be quantized to `target`.
+pub(super) fn prepare(sources: &Sources, target: FileType, label: &str) -> Result<Option<QuantJob>, CreateError> {
+    let Some(layer) = sources.staged.iter().find(|s| s.layer.media_type == media::MODEL) else {
+        return Ok(None);
+    };
+    let src = layer.layer.digest.clone();
+    let header = sources.headers.get(&src).ok_or_else(|| CreateError::Internal("model layer header missing".into()))?;
+    let src_name = quantize::source_type_name(header);
+    if src_name == target.name() {
+        return Ok(None);
+    }
+    let plan = quantize::plan(header, target)?;
+    Ok(Some(QuantJob { src, plan, status: format!("quantizing {src_name} model to {label}") }))
+}
+
+/// Progress lines for the quantizer's blocking thread.
+struct Reporter {
+    events: Events,
+    status: String,
+}
+
+impl Progress for Reporter {
+    fn report(&mut self, completed: u64, total: u64) -> bool {
+        let tick = ProgressEvent::progress(&self.status, PLACEHOLDER_DIGEST, total, completed);
+        self.events.send_blocking(tick).is_ok()
+    }
+
+    fn cancelled(&self) -> bool {
+        self.events.is_closed()
+    }
+}
+
+/// Runs `job` on the blocking pool: the new model layer and its header.
+///
+/// # Errors
+/// [`CreateError::Cancelled`] when the client went away; quantizer and store failures.
+pub(super) async fn run(
+    store: &Arc<Store>,
+    quantizer: &Arc<Quantizer>,
+    job: QuantJob,
+    events: &Events,
+) -> Result<(Staged, Arc<Header>), CreateError> {
+    let total = store.blob_size(&job.src)?;
+    events.send(ProgressEvent::progress(&job.status, PLACEHOLDER_DIGEST, total, 0)).await?;
+    for (name, wanted, got) in &job.plan.fallbacks {
+        tracing::debug!(tensor = %name, "row length is not a multiple of {}'s block: using {}", wanted.name(), got.name());
+    }
+    tracing::info!(shape_fallbacks = job.plan.fallbacks.len(), target = %job.status, "quantizing");
+    let (store, quantizer) = (store.clone(), quantizer.clone());
+    let mut reporter = Reporter { events: events.clone(), status: job.status };
+    let started = Instant::now();
+    let q = blocking(move || quantize_blob(&store, &quantizer, &job.src, &job.plan, &mut reporter)).await??;
+    tracing::info!(
+        digest = %q.digest,
+        bytes = q.size,
+        seconds = started.elapsed().as_secs_f64(),
+        gpu_chunks = q.output.gpu_chunks,
+        chunks = q.output.chunks,
+        cpu_fallback_blocks = q.output.fallbacks,
+        "quantized"
+    );
+    let staged = Staged { status: q.published.status(&q.digest), layer: Layer::new(media::MODEL, &q.digest, q.size) };
+    Ok((staged, Arc::new(q.header)))
+}
