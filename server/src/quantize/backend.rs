@@ -242,9 +242,10 @@ fn convert_cpu(
         raw.par_chunks(task * src_size).zip(out.par_chunks_mut(out_task)).try_for_each_init(
             || vec![0f32; task],
             |scratch, (r, o)| {
-                let x = &mut scratch[..r.len() / src_size];
-                widen(src_ty, r, x);
-                kernels::quantize(dst_ty, x, o)
+                // The last task may be shorter: the scratch takes the slice's length.
+                scratch.resize(r.len() / src_size, 0.0);
+                widen(src_ty, r, scratch);
+                kernels::quantize(dst_ty, scratch, o)
             },
         )
     })?;
