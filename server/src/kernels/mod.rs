@@ -97,14 +97,14 @@ fn run<F: BlockFormat>(x: &[f32], out: &mut [u8], path: Path) -> Result<(), Kern
 /// sit beside their CPU twins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GpuKernel {
-    /// One value per invocation pair, two to an output word: a whole shader with its entry
+    /// Two values per invocation, packed into one output word: a whole shader with its entry
     /// point (`f16.wgsl`, `bf16.wgsl`).
     Values(&'static str),
     /// A `quantize_block(block, &words, byte_offset)` run by `pairs.wgsl` on two blocks per
     /// invocation, so that a pair is a whole number of words (WGSL has no byte stores).
     Pairs(&'static str),
     /// A K-quant: the workgroup shape of `kquants.wgsl` (one invocation per sub-block) with the
-    /// format's sub-blocks per super-block, `SUBS` in its WGSL.
+    /// format's sub-blocks per super-block, `SUBS` in its WGSL (`gpu/shader.rs` tests they agree).
     Supers {
         /// The format's WGSL.
         source: &'static str,
