@@ -89,32 +89,41 @@ impl GgmlType {
         TABLE.iter().find(|e| e.0 as u32 == id).map(|e| e.0)
     }
 
-    fn entry(self) -> &'static (GgmlType, &'static str, u64, u64) {
+    // A `while` loop rather than `iter().find` so that block sizes are `const`: the server's
+    // block formats derive their sizes from here at compile time.
+    const fn entry(self) -> &'static (GgmlType, &'static str, u64, u64) {
+        let mut i = 0;
+        while i < TABLE.len() {
+            if TABLE[i].0 as u32 == self as u32 {
+                return &TABLE[i];
+            }
+            i += 1;
+        }
         // Every variant has a row (checked by a test).
-        TABLE.iter().find(|e| e.0 == self).unwrap_or(&TABLE[0])
+        &TABLE[0]
     }
 
     /// The id stored in files.
     #[must_use]
-    pub fn id(self) -> u32 {
+    pub const fn id(self) -> u32 {
         self as u32
     }
 
     /// Upper-case name as Ollama shows it (`Q4_K`, `F16`).
     #[must_use]
-    pub fn name(self) -> &'static str {
+    pub const fn name(self) -> &'static str {
         self.entry().1
     }
 
     /// Elements per block.
     #[must_use]
-    pub fn block_elems(self) -> u64 {
+    pub const fn block_elems(self) -> u64 {
         self.entry().2
     }
 
     /// Bytes per block.
     #[must_use]
-    pub fn block_bytes(self) -> u64 {
+    pub const fn block_bytes(self) -> u64 {
         self.entry().3
     }
 

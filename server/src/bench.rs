@@ -111,7 +111,7 @@ fn gpu_kernels(raw: &[u8]) {
     for ty in crate::gpu::SUPPORTED {
         let mut fallbacks = 0;
         let mut failed = None;
-        let d = time_best(3, || match gpu.quantize_raw(ty, GgmlType::F16, raw) {
+        let d = time_best(3, || match crate::quantize::backend::convert_on_gpu(&gpu, GgmlType::F16, ty, raw) {
             Ok(q) => fallbacks = q.fallbacks,
             Err(e) => failed = Some(e),
         });

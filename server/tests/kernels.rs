@@ -189,3 +189,20 @@ fn fast_paths_equal_the_reference_on_random_rows() {
         assert!(bad.is_empty(), "{}: {} rows differ, first {:?}", ty.name(), bad.len(), &bad[..bad.len().min(5)]);
     }
 }
+
+#[test]
+fn one_table_lists_every_format_once() {
+    let mut seen = std::collections::HashSet::new();
+    for f in kernels::FORMATS {
+        assert!(seen.insert(f.ty), "{} listed twice", f.ty.name());
+        assert!(kernels::format(f.ty).is_some());
+    }
+    assert_eq!(kernels::SUPPORTED.len(), kernels::FORMATS.len());
+    // The GPU's list is the table's rows with a kernel, in the table's order.
+    let gpu: Vec<GgmlType> = kernels::FORMATS.iter().filter(|f| f.gpu.is_some()).map(|f| f.ty).collect();
+    assert_eq!(gpu, kiln_server::gpu::SUPPORTED);
+    assert_eq!(
+        kernels::quantize(GgmlType::Q8_1, &[0.0; 32], &mut [0u8; 36]),
+        Err(kernels::KernelError::Unsupported("Q8_1"))
+    );
+}

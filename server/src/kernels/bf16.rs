@@ -9,8 +9,6 @@ pub struct Bf16;
 
 impl BlockFormat for Bf16 {
     const TYPE: GgmlType = GgmlType::BF16;
-    const BLOCK_ELEMS: usize = 1;
-    const BLOCK_BYTES: usize = 2;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         out.copy_from_slice(&ggml::bf16(x[0]).to_le_bytes());

@@ -9,8 +9,6 @@ pub struct F16;
 
 impl BlockFormat for F16 {
     const TYPE: GgmlType = GgmlType::F16;
-    const BLOCK_ELEMS: usize = 1;
-    const BLOCK_BYTES: usize = 2;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         out.copy_from_slice(&ggml::f16(x[0]).to_le_bytes());

@@ -1,14 +1,18 @@
 //! Block formats: one type per ggml format implementing [`BlockFormat`], each reproducing
-//! ggml's `quantize_row_*_ref` byte for byte (`shared/spec/quantization.md` §2). [`quantize`]
-//! maps a runtime [`GgmlType`] to its implementation — the one place that lists them all.
+//! ggml's `quantize_row_*_ref` byte for byte (`shared/spec/quantization.md` §2). [`FORMATS`] is
+//! the one table of them: the CPU implementation and the GPU kernel of every type kiln writes;
+//! [`SUPPORTED`], [`quantize_with`] and the GPU's list and shaders all come from it, so a new
+//! format is one row there.
 
 // Indexed loops mirror ggml's C so the transcription can be read against it line by line.
 #![allow(clippy::needless_range_loop)]
 
 pub mod bf16;
 pub mod f16;
+pub mod f32;
 pub mod ggml;
 pub mod lanes;
+mod legacy;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -28,10 +32,10 @@ use kiln_core::ggml_type::GgmlType;
 pub trait BlockFormat {
     /// The ggml type.
     const TYPE: GgmlType;
-    /// Values per block.
-    const BLOCK_ELEMS: usize;
+    /// Values per block (ggml's type-traits table, through [`GgmlType`]).
+    const BLOCK_ELEMS: usize = Self::TYPE.block_elems() as usize;
     /// Bytes per block.
-    const BLOCK_BYTES: usize;
+    const BLOCK_BYTES: usize = Self::TYPE.block_bytes() as usize;
 
     /// Quantizes one block: `x.len() == BLOCK_ELEMS`, `out.len() == BLOCK_BYTES`.
     fn quantize_block(x: &[f32], out: &mut [u8]);
@@ -89,6 +93,93 @@ fn run<F: BlockFormat>(x: &[f32], out: &mut [u8], path: Path) -> Result<(), Kern
     Ok(())
 }
 
+/// How a format runs on the GPU; `gpu/shader.rs` builds the pipeline from it. The WGSL files
+/// sit beside their CPU twins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GpuKernel {
+    /// Two values per invocation, packed into one output word: a whole shader with its entry
+    /// point (`f16.wgsl`, `bf16.wgsl`).
+    Values(&'static str),
+    /// A `quantize_block(block, &words, byte_offset)` run by `pairs.wgsl` on two blocks per
+    /// invocation, so that a pair is a whole number of words (WGSL has no byte stores).
+    Pairs(&'static str),
+    /// A K-quant: the workgroup shape of `kquants.wgsl` (one invocation per sub-block) with the
+    /// format's sub-blocks per super-block, `SUBS` in its WGSL (`gpu/shader.rs` tests they agree).
+    Supers {
+        /// The format's WGSL.
+        source: &'static str,
+        /// Sub-blocks per super-block.
+        subs: u32,
+    },
+}
+
+/// A format's CPU entry: `x` into `out` by the chosen path.
+type Run = fn(&[f32], &mut [u8], Path) -> Result<(), KernelError>;
+
+/// One row of [`FORMATS`].
+#[derive(Clone, Copy)]
+pub struct Format {
+    /// The ggml type.
+    pub ty: GgmlType,
+    /// The CPU implementation, fast or reference.
+    run: Run,
+    /// The GPU kernel, where there is one.
+    pub gpu: Option<GpuKernel>,
+}
+
+impl std::fmt::Debug for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Format").field("ty", &self.ty).field("gpu", &self.gpu.is_some()).finish_non_exhaustive()
+    }
+}
+
+const fn row<F: BlockFormat>(gpu: Option<GpuKernel>) -> Format {
+    Format { ty: F::TYPE, run: run::<F>, gpu }
+}
+
+const fn pairs(source: &'static str) -> Option<GpuKernel> {
+    Some(GpuKernel::Pairs(source))
+}
+
+const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
+    Some(GpuKernel::Supers { source, subs })
+}
+
+/// Every type kiln writes: the one place that lists them.
+pub const FORMATS: [Format; 13] = [
+    // A copy; nothing for a device to do.
+    row::<f32::F32>(None),
+    row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
+    row::<bf16::Bf16>(Some(GpuKernel::Values(include_str!("bf16.wgsl")))),
+    row::<q8_0::Q8_0>(pairs(include_str!("q8_0.wgsl"))),
+    row::<q4_0::Q4_0>(pairs(include_str!("q4_0.wgsl"))),
+    row::<q4_1::Q4_1>(pairs(include_str!("q4_1.wgsl"))),
+    row::<q5_0::Q5_0>(pairs(include_str!("q5_0.wgsl"))),
+    row::<q5_1::Q5_1>(pairs(include_str!("q5_1.wgsl"))),
+    row::<q2_k::Q2K>(supers(include_str!("q2_k.wgsl"), 16)),
+    row::<q3_k::Q3K>(supers(include_str!("q3_k.wgsl"), 16)),
+    row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)),
+    row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)),
+    row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
+];
+
+/// The row of `ty`, if kiln writes it.
+#[must_use]
+pub fn format(ty: GgmlType) -> Option<&'static Format> {
+    FORMATS.iter().find(|f| f.ty == ty)
+}
+
+/// Types [`quantize`] can produce: [`FORMATS`]' types.
+pub const SUPPORTED: [GgmlType; FORMATS.len()] = {
+    let mut out = [GgmlType::F32; FORMATS.len()];
+    let mut i = 0;
+    while i < FORMATS.len() {
+        out[i] = FORMATS[i].ty;
+        i += 1;
+    }
+    out
+};
+
 /// Quantizes `x` (whole blocks) to `ty` into `out`.
 ///
 /// # Errors
@@ -102,45 +193,6 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), KernelErr
 /// # Errors
 /// As [`quantize`].
 pub fn quantize_with(ty: GgmlType, x: &[f32], out: &mut [u8], path: Path) -> Result<(), KernelError> {
-    match ty {
-        GgmlType::F32 => {
-            if out.len() != x.len() * 4 {
-                return Err(KernelError::Shape { ty: "F32", elems: x.len(), bytes: out.len(), block: 1 });
-            }
-            for (v, o) in x.iter().zip(out.chunks_exact_mut(4)) {
-                o.copy_from_slice(&v.to_le_bytes());
-            }
-            Ok(())
-        }
-        GgmlType::F16 => run::<f16::F16>(x, out, path),
-        GgmlType::BF16 => run::<bf16::Bf16>(x, out, path),
-        GgmlType::Q8_0 => run::<q8_0::Q8_0>(x, out, path),
-        GgmlType::Q4_0 => run::<q4_0::Q4_0>(x, out, path),
-        GgmlType::Q4_1 => run::<q4_1::Q4_1>(x, out, path),
-        GgmlType::Q5_0 => run::<q5_0::Q5_0>(x, out, path),
-        GgmlType::Q5_1 => run::<q5_1::Q5_1>(x, out, path),
-        GgmlType::Q2_K => run::<q2_k::Q2K>(x, out, path),
-        GgmlType::Q3_K => run::<q3_k::Q3K>(x, out, path),
-        GgmlType::Q4_K => run::<q4_k::Q4K>(x, out, path),
-        GgmlType::Q5_K => run::<q5_k::Q5K>(x, out, path),
-        GgmlType::Q6_K => run::<q6_k::Q6K>(x, out, path),
-        other => Err(KernelError::Unsupported(other.name())),
-    }
+    let f = format(ty).ok_or(KernelError::Unsupported(ty.name()))?;
+    (f.run)(x, out, path)
 }
-
-/// Types [`quantize`] can produce.
-pub const SUPPORTED: [GgmlType; 13] = [
-    GgmlType::F32,
-    GgmlType::F16,
-    GgmlType::BF16,
-    GgmlType::Q8_0,
-    GgmlType::Q4_0,
-    GgmlType::Q4_1,
-    GgmlType::Q5_0,
-    GgmlType::Q5_1,
-    GgmlType::Q2_K,
-    GgmlType::Q3_K,
-    GgmlType::Q4_K,
-    GgmlType::Q5_K,
-    GgmlType::Q6_K,
-];

@@ -26,8 +26,6 @@ pub(super) fn pack_2bit(l: &[u8; 256], qs: &mut [u8]) {
 
 impl BlockFormat for Q2K {
     const TYPE: GgmlType = GgmlType::Q2_K;
-    const BLOCK_ELEMS: usize = 256;
-    const BLOCK_BYTES: usize = 84;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut l = [0u8; 256];

@@ -13,8 +13,6 @@ pub struct Q3K;
 
 impl BlockFormat for Q3K {
     const TYPE: GgmlType = GgmlType::Q3_K;
-    const BLOCK_ELEMS: usize = 256;
-    const BLOCK_BYTES: usize = 110;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut l = [0i8; 256];

@@ -2,7 +2,8 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{SimdBody, absmax32, dispatch};
+use super::lanes::absmax32;
+use super::legacy::{self, LaneBlock};
 use super::{BlockFormat, ggml};
 
 /// Q4_0.
@@ -20,8 +21,6 @@ pub(super) fn first_with_abs(x: &[f32; 32], amax: f32) -> f32 {
 
 impl BlockFormat for Q4_0 {
     const TYPE: GgmlType = GgmlType::Q4_0;
-    const BLOCK_ELEMS: usize = 32;
-    const BLOCK_BYTES: usize = 18;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let (max, _) = ggml::argabsmax(x);
@@ -39,35 +38,29 @@ impl BlockFormat for Q4_0 {
     /// Element-parallel within each block (see Q8_0); non-finite blocks and overflowing `1/d`
     /// take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        legacy::quantize_blocks::<Self>(x, out);
     }
 }
 
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
+impl LaneBlock for Q4_0 {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(18)) {
-            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-            let (amax, finite) = absmax32(xa);
-            let d = first_with_abs(xa, amax) / -8.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            if !finite || !id.is_finite() {
-                Q4_0::quantize_block(xb, ob);
-                continue;
-            }
-            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-            let mut q = [0u8; 32];
-            for i in 0..32 {
-                // x*id ∈ [-8, 8] here, so the truncating conversion is in range.
-                let v = (xa[i] * id + 8.5) as i32;
-                q[i] = if v > 15 { 15 } else { v as u8 };
-            }
-            for j in 0..16 {
-                ob[2 + j] = q[j] | (q[j + 16] << 4);
-            }
+    fn lane_block(xa: &[f32; 32], ob: &mut [u8]) -> bool {
+        let (amax, finite) = absmax32(xa);
+        let d = first_with_abs(xa, amax) / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !finite || !id.is_finite() {
+            return false;
         }
+        ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+        let mut q = [0u8; 32];
+        for i in 0..32 {
+            // x*id ∈ [-8, 8] here, so the truncating conversion is in range.
+            let v = (xa[i] * id + 8.5) as i32;
+            q[i] = if v > 15 { 15 } else { v as u8 };
+        }
+        for j in 0..16 {
+            ob[2 + j] = q[j] | (q[j + 16] << 4);
+        }
+        true
     }
 }

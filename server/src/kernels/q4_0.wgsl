@@ -1,5 +1,5 @@
 // Q4_0 (CPU twin: q4_0.rs): d = m / -8 with m the signed value of largest magnitude;
-// q = min(15, trunc(x*id + 8.5)). One invocation per pair of 18-byte blocks (gpu/mod.rs).
+// q = min(15, trunc(x*id + 8.5)). One invocation per pair of 18-byte blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);

@@ -2,7 +2,8 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{SimdBody, dispatch, min_max32};
+use super::lanes::min_max32;
+use super::legacy::{self, LaneBlock};
 use super::{BlockFormat, ggml};
 
 /// Q4_1.
@@ -32,8 +33,6 @@ pub(super) fn min_max_fast(x: &[f32; 32]) -> Option<(f32, f32)> {
 
 impl BlockFormat for Q4_1 {
     const TYPE: GgmlType = GgmlType::Q4_1;
-    const BLOCK_ELEMS: usize = 32;
-    const BLOCK_BYTES: usize = 20;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let (min, max) = min_max(x);
@@ -50,38 +49,29 @@ impl BlockFormat for Q4_1 {
 
     /// Element-parallel within each block; order-sensitive blocks take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        legacy::quantize_blocks::<Self>(x, out);
     }
 }
 
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
+impl LaneBlock for Q4_1 {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(20)) {
-            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-            let Some((min, max)) = min_max_fast(xa) else {
-                Q4_1::quantize_block(xb, ob);
-                continue;
-            };
-            let d = (max - min) / 15.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            if !id.is_finite() || !(max - min).is_finite() {
-                Q4_1::quantize_block(xb, ob);
-                continue;
-            }
-            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-            ob[2..4].copy_from_slice(&ggml::f16(min).to_le_bytes());
-            let mut q = [0u8; 32];
-            for i in 0..32 {
-                let v = ((xa[i] - min) * id + 0.5) as i32;
-                q[i] = if v > 15 { 15 } else { v as u8 };
-            }
-            for j in 0..16 {
-                ob[4 + j] = q[j] | (q[j + 16] << 4);
-            }
+    fn lane_block(xa: &[f32; 32], ob: &mut [u8]) -> bool {
+        let Some((min, max)) = min_max_fast(xa) else { return false };
+        let d = (max - min) / 15.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !id.is_finite() || !(max - min).is_finite() {
+            return false;
         }
+        ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+        ob[2..4].copy_from_slice(&ggml::f16(min).to_le_bytes());
+        let mut q = [0u8; 32];
+        for i in 0..32 {
+            let v = ((xa[i] - min) * id + 0.5) as i32;
+            q[i] = if v > 15 { 15 } else { v as u8 };
+        }
+        for j in 0..16 {
+            ob[4 + j] = q[j] | (q[j + 16] << 4);
+        }
+        true
     }
 }

@@ -1,5 +1,5 @@
 // Q4_1 (CPU twin: q4_1.rs): d = (max - min) / 15, stored with min;
-// q = min(15, trunc((x - min)*id + 0.5)). One invocation per pair of 20-byte blocks (gpu/mod.rs).
+// q = min(15, trunc((x - min)*id + 0.5)). One invocation per pair of 20-byte blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);

@@ -3,7 +3,8 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{SimdBody, absmax32, dispatch};
+use super::lanes::absmax32;
+use super::legacy::{self, LaneBlock};
 use super::q4_0::first_with_abs;
 use super::{BlockFormat, ggml};
 
@@ -23,8 +24,6 @@ fn pack(q: &[u8; 32], d: f32, out: &mut [u8]) {
 
 impl BlockFormat for Q5_0 {
     const TYPE: GgmlType = GgmlType::Q5_0;
-    const BLOCK_ELEMS: usize = 32;
-    const BLOCK_BYTES: usize = 22;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let (max, _) = ggml::argabsmax(x);
@@ -40,31 +39,25 @@ impl BlockFormat for Q5_0 {
 
     /// Element-parallel within each block (see Q8_0).
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        legacy::quantize_blocks::<Self>(x, out);
     }
 }
 
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
+impl LaneBlock for Q5_0 {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(22)) {
-            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-            let (amax, finite) = absmax32(xa);
-            let d = first_with_abs(xa, amax) / -16.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            if !finite || !id.is_finite() {
-                Q5_0::quantize_block(xb, ob);
-                continue;
-            }
-            let mut q = [0u8; 32];
-            for i in 0..32 {
-                let v = (xa[i] * id + 16.5) as i32;
-                q[i] = if v > 31 { 31 } else { v as u8 };
-            }
-            pack(&q, d, ob);
+    fn lane_block(xa: &[f32; 32], ob: &mut [u8]) -> bool {
+        let (amax, finite) = absmax32(xa);
+        let d = first_with_abs(xa, amax) / -16.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !finite || !id.is_finite() {
+            return false;
         }
+        let mut q = [0u8; 32];
+        for i in 0..32 {
+            let v = (xa[i] * id + 16.5) as i32;
+            q[i] = if v > 31 { 31 } else { v as u8 };
+        }
+        pack(&q, d, ob);
+        true
     }
 }

@@ -1,5 +1,5 @@
 // Q5_0 (CPU twin: q5_0.rs): as Q4_0 with d = m / -16 and q = min(31, trunc(x*id + 16.5)); the
-// fifth bits go to a u32 after d. One invocation per pair of 22-byte blocks (gpu/mod.rs).
+// fifth bits go to a u32 after d. One invocation per pair of 22-byte blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);

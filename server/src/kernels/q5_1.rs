@@ -3,7 +3,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{SimdBody, dispatch};
+use super::legacy::{self, LaneBlock};
 use super::q4_1::{min_max, min_max_fast};
 use super::{BlockFormat, ggml};
 
@@ -24,8 +24,6 @@ fn pack(q: &[u8; 32], d: f32, min: f32, out: &mut [u8]) {
 
 impl BlockFormat for Q5_1 {
     const TYPE: GgmlType = GgmlType::Q5_1;
-    const BLOCK_ELEMS: usize = 32;
-    const BLOCK_BYTES: usize = 24;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let (min, max) = min_max(x);
@@ -40,33 +38,24 @@ impl BlockFormat for Q5_1 {
 
     /// Element-parallel within each block; order-sensitive blocks take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        legacy::quantize_blocks::<Self>(x, out);
     }
 }
 
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
+impl LaneBlock for Q5_1 {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(24)) {
-            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-            let Some((min, max)) = min_max_fast(xa) else {
-                Q5_1::quantize_block(xb, ob);
-                continue;
-            };
-            let d = (max - min) / 31.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            if !id.is_finite() || !(max - min).is_finite() {
-                Q5_1::quantize_block(xb, ob);
-                continue;
-            }
-            let mut q = [0u8; 32];
-            for i in 0..32 {
-                q[i] = ((xa[i] - min) * id + 0.5) as i32 as u8;
-            }
-            pack(&q, d, min, ob);
+    fn lane_block(xa: &[f32; 32], ob: &mut [u8]) -> bool {
+        let Some((min, max)) = min_max_fast(xa) else { return false };
+        let d = (max - min) / 31.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !id.is_finite() || !(max - min).is_finite() {
+            return false;
         }
+        let mut q = [0u8; 32];
+        for i in 0..32 {
+            q[i] = ((xa[i] - min) * id + 0.5) as i32 as u8;
+        }
+        pack(&q, d, min, ob);
+        true
     }
 }

@@ -1,5 +1,5 @@
 // Q5_1 (CPU twin: q5_1.rs): d = (max - min) / 31, stored with min; q = trunc((x - min)*id + 0.5),
-// no clamp (as the reference). One invocation per pair of 24-byte blocks (gpu/mod.rs).
+// no clamp (as the reference). One invocation per pair of 24-byte blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);

@@ -38,8 +38,6 @@ fn pack(l: &[u8; 256], d: u16, dmin: u16, sc: &[u8; 12], out: &mut [u8]) {
 
 impl BlockFormat for Q5K {
     const TYPE: GgmlType = GgmlType::Q5_K;
-    const BLOCK_ELEMS: usize = 256;
-    const BLOCK_BYTES: usize = 176;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut l = [0u8; 256];

@@ -13,8 +13,6 @@ pub struct Q6K;
 
 impl BlockFormat for Q6K {
     const TYPE: GgmlType = GgmlType::Q6_K;
-    const BLOCK_ELEMS: usize = 256;
-    const BLOCK_BYTES: usize = 210;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut l = [0i8; 256];

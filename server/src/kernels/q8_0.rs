@@ -3,7 +3,8 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{SimdBody, absmax32, dispatch};
+use super::lanes::absmax32;
+use super::legacy::{self, LaneBlock};
 use super::{BlockFormat, ggml};
 
 /// Q8_0.
@@ -11,8 +12,6 @@ pub struct Q8_0;
 
 impl BlockFormat for Q8_0 {
     const TYPE: GgmlType = GgmlType::Q8_0;
-    const BLOCK_ELEMS: usize = 32;
-    const BLOCK_BYTES: usize = 34;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
         let mut amax = 0.0f32;
@@ -32,35 +31,29 @@ impl BlockFormat for Q8_0 {
     /// Element-parallel within each block: the max is order-independent and every other step is
     /// per value. Blocks with non-finite values or an overflowing `1/d` take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        legacy::quantize_blocks::<Self>(x, out);
     }
 }
 
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
+impl LaneBlock for Q8_0 {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
-            let Ok(xa) = <&[f32; 32]>::try_from(xb) else { continue };
-            let (amax, finite) = absmax32(xa);
-            let d = amax / 127.0;
-            let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-            if !finite || !id.is_finite() {
-                Q8_0::quantize_block(xb, ob);
-                continue;
-            }
-            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-            let mut q = [0u8; 32];
-            for i in 0..32 {
-                let v = xa[i] * id;
-                // roundf: half away from zero; |v| <= 127 so the truncation is exact.
-                let t = v.trunc();
-                let r = if (v - t).abs() >= 0.5 { t + 1.0f32.copysign(v) } else { t };
-                q[i] = r as i32 as u8;
-            }
-            ob[2..].copy_from_slice(&q);
+    fn lane_block(xa: &[f32; 32], ob: &mut [u8]) -> bool {
+        let (amax, finite) = absmax32(xa);
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        if !finite || !id.is_finite() {
+            return false;
         }
+        let mut q = [0u8; 32];
+        for i in 0..32 {
+            let v = xa[i] * id;
+            // roundf: half away from zero; |v| <= 127 so the truncation is exact.
+            let t = v.trunc();
+            let r = if (v - t).abs() >= 0.5 { t + 1.0f32.copysign(v) } else { t };
+            q[i] = r as i32 as u8;
+        }
+        ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+        ob[2..].copy_from_slice(&q);
+        true
     }
 }

@@ -1,5 +1,5 @@
 // Q8_0 (CPU twin: q8_0.rs): d = amax / 127, q = roundf(x / d) with ties away from zero.
-// The host runs one invocation per pair of 34-byte blocks (gpu/mod.rs).
+// The host runs one invocation per pair of 34-byte blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     let x0 = block * 32u;
     let s = block_stats(x0, 32u);

@@ -1,7 +1,8 @@
 //! Which device quantizes: the CPU pool, or a GPU that opened and passed the start-up self-test
 //! (`kiln serve --device auto|gpu|cpu`). Chunks go to the GPU when it has a kernel for the
 //! target; F32 copies, and any chunk the device fails on, run on the CPU, which gives the same
-//! bytes.
+//! bytes. The blocks a GPU kernel flags (non-finite, subnormal, tiny inputs) are redone here on
+//! the CPU ([`convert_on_gpu`], [`Quantizer::finish`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +14,7 @@ use serde::Serialize;
 use super::QuantError;
 use super::widen::widen;
 use crate::config::Device;
-use crate::gpu::{self, Gpu};
+use crate::gpu::{self, Gpu, GpuError};
 use crate::kernels;
 
 /// Values per parallel CPU task: enough to amortise scheduling, small enough to stay in cache.
@@ -142,7 +143,7 @@ impl Quantizer {
     /// Kernel errors (lengths that are not whole blocks).
     pub fn submit(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Pending, QuantError> {
         if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
-            match gpu.submit_raw(dst_ty, src_ty, &raw) {
+            match gpu.submit(src_ty, dst_ty, &raw) {
                 Ok(job) => return Ok(Pending(Job::Gpu { job, raw, src_ty, dst_ty })),
                 Err(e) => tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU"),
             }
@@ -151,7 +152,7 @@ impl Quantizer {
         Ok(Pending(Job::Done(Converted { bytes, fallbacks: 0, on_gpu: false })))
     }
 
-    /// Waits for a [`Quantizer::submit`]ted chunk.
+    /// Waits for a [`Quantizer::submit`]ted chunk; on the GPU, redoes the blocks it flagged.
     ///
     /// # Errors
     /// As [`Quantizer::submit`].
@@ -159,9 +160,12 @@ impl Quantizer {
         match pending.0 {
             Job::Done(c) => Ok(c),
             Job::Gpu { job, raw, src_ty, dst_ty } => {
-                let gpu = self.gpu.as_ref().expect("a GPU job comes from the GPU");
-                match gpu.finish(job, &raw) {
-                    Ok(q) => Ok(Converted { bytes: q.bytes, fallbacks: q.fallbacks, on_gpu: true }),
+                let done = match &self.gpu {
+                    Some(gpu) => gpu.finish(job).and_then(|out| redo_flagged(out, src_ty, dst_ty, &raw)),
+                    None => Err(GpuError::NoAdapter("a GPU chunk without a GPU".into())),
+                };
+                match done {
+                    Ok(c) => Ok(c),
                     // The CPU gives the same bytes: a device failure costs time, not the create.
                     Err(e) => {
                         tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU");
@@ -172,6 +176,34 @@ impl Quantizer {
             }
         }
     }
+}
+
+/// Quantizes a chunk on `gpu` and redoes the blocks it flagged on the CPU: the bytes a create
+/// writes for it (the self-test, the GPU tests and `kiln bench` measure this).
+///
+/// # Errors
+/// A device failure, as [`Gpu::submit`] and [`Gpu::finish`].
+pub fn convert_on_gpu(gpu: &Gpu, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, GpuError> {
+    let out = gpu.finish(gpu.submit(src_ty, dst_ty, raw)?)?;
+    redo_flagged(out, src_ty, dst_ty, raw)
+}
+
+/// Redoes the GPU's flagged blocks of `raw` (the chunk it was given) with the CPU kernels.
+fn redo_flagged(out: gpu::Output, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, GpuError> {
+    let gpu::Output { mut bytes, flagged } = out;
+    let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
+    let (block_elems, block_bytes) = (dst_ty.block_elems() as usize, dst_ty.block_bytes() as usize);
+    let raw_block = block_elems * src_size;
+    let mut scratch = vec![0f32; block_elems];
+    for &b in &flagged {
+        let out_of_range = || GpuError::Readback(format!("flagged block {b} is outside the chunk"));
+        let src = raw.get(b * raw_block..(b + 1) * raw_block).ok_or_else(out_of_range)?;
+        let dst = bytes.get_mut(b * block_bytes..(b + 1) * block_bytes).ok_or_else(out_of_range)?;
+        widen(src_ty, src, &mut scratch);
+        kernels::quantize(dst_ty, &scratch, dst)
+            .map_err(|e| GpuError::Kernel { ty: dst_ty.name(), reason: e.to_string() })?;
+    }
+    Ok(Converted { bytes, fallbacks: flagged.len(), on_gpu: true })
 }
 
 /// A chunk on its way through the quantizer ([`Quantizer::submit`]).
@@ -210,9 +242,10 @@ fn convert_cpu(
         raw.par_chunks(task * src_size).zip(out.par_chunks_mut(out_task)).try_for_each_init(
             || vec![0f32; task],
             |scratch, (r, o)| {
-                let x = &mut scratch[..r.len() / src_size];
-                widen(src_ty, r, x);
-                kernels::quantize(dst_ty, x, o)
+                // The last task may be shorter: the scratch takes the slice's length.
+                scratch.resize(r.len() / src_size, 0.0);
+                widen(src_ty, r, scratch);
+                kernels::quantize(dst_ty, scratch, o)
             },
         )
     })?;
