@@ -209,7 +209,7 @@ async fn create_bench(
         models: dir.path().to_path_buf(),
         device,
         threads: Some(threads),
-        ui: PathBuf::from("dist"),
+        ui: None,
         origins: String::new(),
     };
     let state = match crate::state::AppState::new(store, &args) {

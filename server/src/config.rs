@@ -54,9 +54,10 @@ pub struct ServeArgs {
     /// Quantizer threads (default: all cores).
     #[arg(long, env = "KILN_THREADS")]
     pub threads: Option<usize>,
-    /// The dashboard, as built by `trunk build --release`; served at /ui/.
-    #[arg(long, env = "KILN_UI", default_value = "dist")]
-    pub ui: PathBuf,
+    /// Serve the dashboard from this folder (as `trunk build` writes it) instead of the copy built
+    /// into the binary: for working on the dashboard without rebuilding kiln.
+    #[arg(long, env = "KILN_UI")]
+    pub ui: Option<PathBuf>,
     /// Extra allowed CORS origins, comma-separated (`*` wildcards), added to Ollama's defaults.
     #[arg(long, env = "OLLAMA_ORIGINS", default_value = "")]
     pub origins: String,

@@ -13,8 +13,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     /// The quantizer (GPU or CPU pool).
     pub quantizer: Arc<Quantizer>,
-    /// The dashboard folder.
-    pub ui: std::path::PathBuf,
+    /// The dashboard folder given with `--ui`; `None` serves the copy built into the binary.
+    pub ui: Option<std::path::PathBuf>,
     /// Whether kiln listens on a loopback address (then the `Host` header is checked).
     pub loopback: bool,
     /// This machine's hostname, an allowed `Host`.

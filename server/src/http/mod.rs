@@ -6,13 +6,13 @@ pub mod extract;
 pub mod guard;
 pub mod ndjson;
 pub mod openapi;
+pub mod ui;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, head, post};
-use tower_http::services::{ServeDir, ServeFile};
 
 use crate::api;
 use crate::state::AppState;
@@ -22,10 +22,6 @@ pub const JSON_BODY_LIMIT: usize = 64 << 20;
 
 /// The HTTP application.
 pub fn app(state: AppState) -> Router {
-    if !state.ui.join("index.html").is_file() {
-        tracing::info!(ui = %state.ui.display(), "no dashboard there: build it with `trunk build --release`");
-    }
-    let ui = ServeDir::new(&state.ui).fallback(ServeFile::new(state.ui.join("index.html")));
     let blobs = Router::new()
         .route("/api/blobs/{digest}", head(api::blobs::head).post(api::blobs::upload))
         .layer(DefaultBodyLimit::disable());
@@ -41,7 +37,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))
         .merge(blobs)
-        .nest_service("/ui", ui)
+        .nest_service("/ui", ui::service(state.ui.as_deref()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn(guard::close_after_unread_body))
