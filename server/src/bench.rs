@@ -221,7 +221,7 @@ async fn create_bench(
     let on = q
         .adapter
         .as_deref()
-        .filter(|_| q.backend == "gpu")
+        .filter(|_| q.backend == kiln_core::request::QuantizerBackend::Gpu)
         .map_or_else(|| format!("CPU, {threads} threads"), |a| format!("GPU {a}"));
     println!(
         "\nend-to-end create of {} ({:.0} MB) on the {on}, {runs} runs each from a clean store",
