@@ -18,6 +18,7 @@
 //! | [`gguf`] | sans-I/O GGUF header parser, bounded before allocation |
 //! | [`ggml_type`] | ggml tensor types: ids, names, block sizes |
 //! | [`file_type`] | `general.file_type` values and the `quantize` vocabulary |
+//! | [`rng`] | the seeded xorshift64* behind the self-test corpus, bench inputs and tests' random data |
 //! | [`tensor_policy`] | which type each tensor gets for a target (llama.cpp's `llama_tensor_get_type`) |
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 
@@ -34,6 +35,7 @@ pub mod modelfile;
 pub mod name;
 pub mod params;
 pub mod request;
+pub mod rng;
 pub mod tensor_policy;
 pub mod validate;
 

@@ -1,6 +1,8 @@
 //! Wire types of every endpoint (`shared/spec/ollama-api.md` §2): field names and optionality as
 //! Ollama's `api/types.go`. Unknown fields are ignored, so old clients that still send `name` or
-//! `modelfile` decode fine.
+//! `modelfile` decode fine. Response fields are declared in the Go structs' order, since that is
+//! the order Go's encoder writes them in; maps (`model_info`) are `BTreeMap`s, sorted as Go sorts
+//! map keys.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -21,7 +23,7 @@ pub enum License {
 }
 
 /// A canned conversation message (`api.Message`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     /// `system`, `user`, `assistant` or `tool` (lower-cased on decode by the validator).
@@ -202,4 +204,177 @@ pub struct ListModel {
 pub struct ListResponse {
     /// Models, newest first.
     pub models: Vec<ListModel>,
+}
+
+/// One entry of `show`'s `tensors` (`api.Tensor`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShowTensor {
+    /// Tensor name, e.g. `blk.0.attn_q.weight`.
+    pub name: String,
+    /// ggml type name, e.g. `Q4_K`.
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Dimensions, innermost first.
+    pub shape: Vec<u64>,
+}
+
+/// `POST /api/show` (`api.ShowResponse`). Keys Ollama leaves out when empty are `Option`s or
+/// skipped when empty; `template`, `details`, `model_info` and `modified_at` are always sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ShowResponse {
+    /// License texts, joined with `\n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub license: Option<String>,
+    /// A Modelfile that recreates the model.
+    pub modelfile: String,
+    /// Parameters, one `key value` per line (key padded to 30, value in Go `%#v` syntax).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<String>,
+    /// The prompt template (`{{ .Prompt }}` when the model has none).
+    pub template: String,
+    /// The system prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// Format, family, sizes (no context or embedding length).
+    pub details: ModelDetails,
+    /// Canned messages, role and content only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<Message>,
+    /// GGUF metadata without `general.name` and `tokenizer.chat_template`, plus
+    /// `general.parameter_count`; arrays over 5 elements are `[]` unless `verbose`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub model_info: BTreeMap<String, Value>,
+    /// The same for the first projector (vision models).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub projector_info: Option<BTreeMap<String, Value>>,
+    /// Tensor names, types and shapes of the model layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensors: Option<Vec<ShowTensor>>,
+    /// `completion`, `tools`, `insert`, `vision`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Manifest modification time, RFC 3339 with nanoseconds as Go prints it.
+    pub modified_at: String,
+}
+
+/// `GET /api/version`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VersionResponse {
+    /// The Ollama API version kiln speaks.
+    pub version: String,
+    /// kiln's own version (Ollama has no such key; its clients ignore it).
+    pub kiln: String,
+}
+
+/// Where creates quantize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum QuantizerBackend {
+    /// A GPU that passed the start-up self-test.
+    Gpu,
+    /// The CPU pool.
+    Cpu,
+}
+
+/// What `GET /api/kiln/info` reports about the quantizer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct QuantizerInfo {
+    /// `gpu` or `cpu`: where creates quantize.
+    pub backend: QuantizerBackend,
+    /// The GPU adapter that ran the self-test, if any (also when it failed); `null` otherwise.
+    pub adapter: Option<String>,
+    /// Its driver.
+    pub driver: Option<String>,
+    /// `passed`, `failed: …`, or `not run: …` (and why).
+    pub self_test: String,
+    /// CPU quantizer threads.
+    pub threads: usize,
+}
+
+/// `GET /api/kiln/info`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KilnInfo {
+    /// Which quantizer runs.
+    pub quantizer: QuantizerInfo,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+    use alloc::vec;
+
+    #[test]
+    fn show_response_keeps_ollamas_keys_and_order() {
+        let mut r = ShowResponse {
+            modelfile: "FROM m".into(),
+            template: "{{ .Prompt }}".into(),
+            details: ModelDetails { format: "gguf".into(), ..ModelDetails::default() },
+            capabilities: vec!["completion".into()],
+            modified_at: "2026-08-20T10:11:12.5+02:00".into(),
+            ..ShowResponse::default()
+        };
+        // Empty keys are left out, except the ones Ollama always sends; `families` is `null`.
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"modelfile":"FROM m","template":"{{ .Prompt }}","details":{"parent_model":"","format":"gguf","family":"","families":null,"parameter_size":"","quantization_level":""},"model_info":{},"capabilities":["completion"],"modified_at":"2026-08-20T10:11:12.5+02:00"}"#
+        );
+        r.license = Some("MIT".into());
+        r.parameters = Some("stop \"x\"".into());
+        r.system = Some("s".into());
+        r.messages = vec![Message { role: "user".into(), content: "hi".into(), ..Message::default() }];
+        r.model_info.insert("z.key".into(), Value::from(1));
+        r.model_info.insert("a.key".into(), Value::from(2));
+        r.projector_info = Some(BTreeMap::new());
+        r.tensors = Some(vec![ShowTensor { name: "t".into(), ty: "F16".into(), shape: vec![2, 3] }]);
+        let s = serde_json::to_string(&r).unwrap();
+        let keys = [
+            "license",
+            "modelfile",
+            "parameters",
+            "template",
+            "system",
+            "details",
+            "messages",
+            "model_info",
+            "projector_info",
+            "tensors",
+            "capabilities",
+            "modified_at",
+        ];
+        let at: Vec<usize> = keys.iter().map(|k| s.find(&alloc::format!("\"{k}\":")).unwrap()).collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{s}");
+        assert!(s.contains(r#""messages":[{"role":"user","content":"hi"}]"#), "{s}");
+        assert!(s.contains(r#""model_info":{"a.key":2,"z.key":1}"#), "{s}");
+        assert!(s.contains(r#""tensors":[{"name":"t","type":"F16","shape":[2,3]}]"#), "{s}");
+        let back: ShowResponse = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn version_and_info_shapes() {
+        let v = VersionResponse { version: "0.33.0".into(), kiln: "0.1.0".into() };
+        assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"version":"0.33.0","kiln":"0.1.0"}"#);
+        let info = KilnInfo {
+            quantizer: QuantizerInfo {
+                backend: QuantizerBackend::Cpu,
+                adapter: None,
+                driver: None,
+                self_test: "not run: --device cpu".into(),
+                threads: 4,
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&info).unwrap(),
+            r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4}}"#
+        );
+        assert_eq!(serde_json::to_value(QuantizerBackend::Gpu).unwrap(), Value::from("gpu".to_string()));
+    }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use kiln_core::file_type::FileType;
 use kiln_core::ggml_type::GgmlType;
+use kiln_core::rng::Rng;
 use kiln_core::validate::validate_create;
 use rayon::prelude::*;
 
@@ -43,15 +44,12 @@ pub struct BenchArgs {
 
 /// Deterministic Gaussian-like weights (sum of four uniforms), stored as F16 like a real model.
 fn f16_weights(n: usize) -> Vec<u8> {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut out = Vec::with_capacity(n * 2);
     for _ in 0..n {
         let mut v = 0.0f32;
         for _ in 0..4 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            v += (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            v += rng.next_f32() - 0.5;
         }
         out.extend_from_slice(&half::f16::from_f32(v * 0.03).to_bits().to_le_bytes());
     }
@@ -223,7 +221,7 @@ async fn create_bench(
     let on = q
         .adapter
         .as_deref()
-        .filter(|_| q.backend == "gpu")
+        .filter(|_| q.backend == kiln_core::request::QuantizerBackend::Gpu)
         .map_or_else(|| format!("CPU, {threads} threads"), |a| format!("GPU {a}"));
     println!(
         "\nend-to-end create of {} ({:.0} MB) on the {on}, {runs} runs each from a clean store",

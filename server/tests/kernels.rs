@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use kiln_core::ggml_type::GgmlType;
+use kiln_core::rng::Rng;
 use kiln_server::kernels::{self, Path};
 use sha2::{Digest, Sha256};
 
@@ -36,9 +37,8 @@ fn vectors_arrived_intact() {
     let sums = std::fs::read_to_string(vectors().join("SHA256SUMS")).unwrap();
     for line in sums.lines() {
         let (hash, name) = line.split_once("  ").unwrap();
-        let got: String =
-            Sha256::digest(std::fs::read(vectors().join(name)).unwrap()).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(got, hash, "{name}");
+        let got = kiln_core::Digest::from_bytes(&Sha256::digest(std::fs::read(vectors().join(name)).unwrap()).into());
+        assert_eq!(got.hex(), hash, "{name}");
     }
 }
 
@@ -126,13 +126,8 @@ fn shape_errors_are_typed() {
 /// Rows that stress the search: Gaussian at many scales, outliers, ties on a grid, constants,
 /// zeros, tiny and huge magnitudes, signs, subnormals.
 fn random_rows(seed: u64, rows: usize) -> Vec<f32> {
-    let mut s = seed;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let mut out = Vec::with_capacity(rows * 256);
     for r in 0..rows {
         let kind = next() % 10;

@@ -29,7 +29,7 @@ fn act(url: &str, action: u64, name: &str, round: u64, payload: &[u8]) -> bool {
 
 #[test]
 fn sigkill_at_random_points_leaves_a_consistent_store() {
-    let mut rng = Rng(seed("crash"));
+    let mut rng = Rng::new(seed("crash"));
     let tiny = tiny_llama();
     // How long each kind of request takes here, so that kill points can be spread over it.
     let mut took = [0u64; 4];

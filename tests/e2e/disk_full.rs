@@ -25,8 +25,8 @@ fn start_on_tmpfs() -> TestServer {
 }
 
 fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed);
-    (0..n).map(|_| rng.next() as u8).collect()
+    let mut rng = Rng::new(seed);
+    (0..n).map(|_| rng.next_u64() as u8).collect()
 }
 
 #[test]

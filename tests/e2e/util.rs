@@ -44,7 +44,7 @@ pub fn digest(bytes: &[u8]) -> String {
 
 /// Lowercase hex SHA-256.
 pub fn hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    kiln_core::Digest::from_bytes(&Sha256::digest(bytes).into()).hex().to_owned()
 }
 
 /// A running server with its own store.
@@ -258,21 +258,8 @@ pub fn fsck(models: &Path) -> (bool, String) {
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// A small deterministic RNG for the harnesses (xorshift64*), seeded and printed by each test.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The harnesses' deterministic RNG (xorshift64*), seeded and printed by each test.
+pub use kiln_core::rng::Rng;
 
 /// A seed from `KILN_SEED`, else the clock; printed so a failure can be replayed.
 pub fn seed(test: &str) -> u64 {

@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::{Value, json};
+use kiln_core::request::{KilnInfo, VersionResponse};
+
+use crate::state::AppState;
 
 /// The Ollama API version kiln speaks.
 pub const OLLAMA_API_VERSION: &str = "0.33.0";
@@ -18,13 +20,13 @@ pub async fn root(headers: HeaderMap) -> Response {
 }
 
 /// `GET /api/version`.
-#[utoipa::path(get, path = "/api/version", responses((status = 200, description = "The API version", body = crate::http::openapi::VersionResponse)))]
-pub async fn version() -> Json<Value> {
-    Json(json!({ "version": OLLAMA_API_VERSION, "kiln": env!("CARGO_PKG_VERSION") }))
+#[utoipa::path(get, path = "/api/version", responses((status = 200, description = "The API version", body = VersionResponse)))]
+pub async fn version() -> Json<VersionResponse> {
+    Json(VersionResponse { version: OLLAMA_API_VERSION.into(), kiln: env!("CARGO_PKG_VERSION").into() })
 }
 
 /// `GET /api/kiln/info`: which quantizer runs.
-#[utoipa::path(get, path = "/api/kiln/info", responses((status = 200, description = "Which quantizer runs", body = crate::http::openapi::KilnInfo)))]
-pub async fn info(State(state): State<crate::state::AppState>) -> Json<Value> {
-    Json(json!({ "quantizer": state.quantizer.info() }))
+#[utoipa::path(get, path = "/api/kiln/info", responses((status = 200, description = "Which quantizer runs", body = KilnInfo)))]
+pub async fn info(State(state): State<AppState>) -> Json<KilnInfo> {
+    Json(KilnInfo { quantizer: state.quantizer.info().clone() })
 }

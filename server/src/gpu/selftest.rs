@@ -4,6 +4,7 @@
 //! give the CPU's bytes. `KILN_GPU_SELFTEST_FAIL=1` flips one byte, for tests of the fallback.
 
 use kiln_core::ggml_type::GgmlType;
+use kiln_core::rng::Rng;
 
 use super::Gpu;
 use crate::kernels;
@@ -14,15 +15,9 @@ const KINDS: usize = 11;
 /// Deterministic rows of 256 values, one kind per row.
 #[must_use]
 pub fn corpus(rows_per_kind: usize) -> Vec<f32> {
-    let mut s = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        s
-    };
-    // Uniform in (-1, 1) from 24 random bits; sums of four approximate a Gaussian.
-    let mut uni = move || ((next() >> 40) as f32 / (1u64 << 23) as f32) - 1.0;
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
+    // Uniform in [-1, 1) from 24 random bits; sums of four approximate a Gaussian.
+    let mut uni = move || rng.next_f32() * 2.0 - 1.0;
     let mut out = Vec::new();
     for r in 0..rows_per_kind * KINDS {
         let kind = r % KINDS;

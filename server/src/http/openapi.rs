@@ -1,12 +1,13 @@
 //! `GET /api/openapi.json`: the API description, generated from kiln-core's wire types (utoipa
-//! schemas derived under its `openapi` feature) plus the response-only shapes below. The
-//! schemathesis run in the test command holds the server to it.
+//! schemas derived under its `openapi` feature), the handlers' `#[utoipa::path]`s, and the two
+//! shapes below that only error and create replies build. The schemathesis run in the test
+//! command holds the server to it; a test here holds it to the route table.
 
-use crate::quantize::backend::QuantizerInfo;
 use axum::Json;
 use kiln_core::event::ProgressEvent;
 use kiln_core::request::{
-    CopyRequest, CreateRequest, DeleteRequest, License, ListModel, ListResponse, Message, ModelDetails, ShowRequest,
+    CopyRequest, CreateRequest, DeleteRequest, KilnInfo, License, ListModel, ListResponse, Message, ModelDetails,
+    QuantizerBackend, QuantizerInfo, ShowRequest, ShowResponse, ShowTensor, VersionResponse,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -23,63 +24,6 @@ pub struct ErrorResponse {
 pub struct StatusResponse {
     /// `success`.
     pub status: String,
-}
-
-/// `GET /api/version`.
-#[derive(Serialize, ToSchema)]
-pub struct VersionResponse {
-    /// The Ollama API version kiln speaks.
-    pub version: String,
-    /// kiln's own version.
-    pub kiln: String,
-}
-
-/// A message as `show` lists it.
-#[derive(Serialize, ToSchema)]
-pub struct ShownMessage {
-    /// Role.
-    pub role: String,
-    /// Text.
-    pub content: String,
-}
-
-/// `POST /api/show`.
-#[derive(Serialize, ToSchema)]
-pub struct ShowResponse {
-    /// License texts, joined.
-    pub license: Option<String>,
-    /// A Modelfile that recreates the model.
-    pub modelfile: String,
-    /// Parameters, one `key value` per line.
-    pub parameters: Option<String>,
-    /// The prompt template.
-    pub template: String,
-    /// The system prompt.
-    pub system: Option<String>,
-    /// Format, family, sizes.
-    pub details: ModelDetails,
-    /// Canned messages.
-    pub messages: Option<Vec<ShownMessage>>,
-    /// GGUF metadata (`general.*`, `<arch>.*`, tokenizer summaries).
-    #[schema(value_type = Object)]
-    pub model_info: serde_json::Value,
-    /// The projector's metadata, for vision models.
-    #[schema(value_type = Option<Object>)]
-    pub projector_info: Option<serde_json::Value>,
-    /// Tensor names, types and shapes (`verbose` only).
-    #[schema(value_type = Option<Vec<Object>>)]
-    pub tensors: Option<Vec<serde_json::Value>>,
-    /// `completion`, `tools`, `insert`, `vision`, `thinking`.
-    pub capabilities: Vec<String>,
-    /// Manifest modification time (RFC 3339).
-    pub modified_at: String,
-}
-
-/// `GET /api/kiln/info`.
-#[derive(Serialize, ToSchema)]
-pub struct KilnInfo {
-    /// Which quantizer runs.
-    pub quantizer: QuantizerInfo,
 }
 
 /// The description.
@@ -117,9 +61,10 @@ pub struct KilnInfo {
         StatusResponse,
         VersionResponse,
         ShowResponse,
-        ShownMessage,
+        ShowTensor,
         KilnInfo,
-        QuantizerInfo
+        QuantizerInfo,
+        QuantizerBackend
     ))
 )]
 pub struct ApiDoc;
@@ -128,4 +73,98 @@ pub struct ApiDoc;
 #[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, description = "This description", content_type = "application/json", body = Object)))]
 pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The description and the route table cannot drift apart: every `.route(…)` path of
+    //! `http/mod.rs` is documented, every documented path is routed, and each documented path
+    //! answers exactly its documented methods. (utoipa-axum's `OpenApiRouter` would derive one
+    //! from the other, but its utoipa-5 release depends on the unmaintained `paste`, and its
+    //! `routes!` hides each path inside the handler's attribute, out of the route table.)
+
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    use axum::body::Body;
+    use axum::http::{Method, Request, StatusCode};
+    use tower::ServiceExt as _;
+    use utoipa::openapi::HttpMethod;
+
+    use super::ApiDoc;
+    use crate::quantize::backend::Quantizer;
+    use crate::state::AppState;
+    use crate::store::Store;
+    use utoipa::OpenApi as _;
+
+    /// The paths the route table's source names in `.route("…"`.
+    fn routed_paths() -> BTreeSet<String> {
+        include_str!("mod.rs")
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('"').map(|(path, _)| path.to_owned()))
+            .collect()
+    }
+
+    fn documented() -> Vec<(String, Vec<HttpMethod>)> {
+        let doc = ApiDoc::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let ops = [
+                    (HttpMethod::Get, item.get.is_some()),
+                    (HttpMethod::Head, item.head.is_some()),
+                    (HttpMethod::Post, item.post.is_some()),
+                    (HttpMethod::Put, item.put.is_some()),
+                    (HttpMethod::Delete, item.delete.is_some()),
+                    (HttpMethod::Patch, item.patch.is_some()),
+                ];
+                (path.clone(), ops.into_iter().filter(|(_, on)| *on).map(|(m, _)| m).collect())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_route_is_documented_and_every_documented_path_routed() {
+        let routed = routed_paths();
+        assert!(routed.contains("/api/show"), "the route table's source no longer reads as expected");
+        let documented: BTreeSet<String> = documented().into_iter().map(|(p, _)| p).collect();
+        assert_eq!(routed, documented, "route table (left) vs OpenAPI paths (right)");
+    }
+
+    #[tokio::test]
+    async fn each_documented_path_answers_exactly_its_documented_methods() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Arc::new(rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap());
+        let state = AppState {
+            store: Arc::new(Store::open(dir.path()).unwrap()),
+            quantizer: Arc::new(Quantizer::cpu(pool, 1, "test")),
+            ui: Some(dir.path().join("no-ui")),
+            loopback: false,
+            hostname: None,
+            origins: String::new(),
+        };
+        let app = super::super::app(state);
+        let methods = [
+            (HttpMethod::Get, Method::GET),
+            (HttpMethod::Head, Method::HEAD),
+            (HttpMethod::Post, Method::POST),
+            (HttpMethod::Put, Method::PUT),
+            (HttpMethod::Delete, Method::DELETE),
+            (HttpMethod::Patch, Method::PATCH),
+        ];
+        for (path, documented) in documented() {
+            // Handlers get an empty body and a bad digest: they answer 4xx, never the router's 405.
+            let uri = path.replace("{digest}", "x");
+            for (doc_method, method) in &methods {
+                let req = Request::builder().method(method.clone()).uri(&uri).body(Body::empty()).unwrap();
+                let status = app.clone().oneshot(req).await.unwrap().status();
+                // axum answers HEAD with the GET handler, as Ollama's router does; that needs no entry.
+                let expected = documented.contains(doc_method)
+                    || (*doc_method == HttpMethod::Head && documented.contains(&HttpMethod::Get));
+                assert_eq!(status != StatusCode::METHOD_NOT_ALLOWED, expected, "{method} {path}: {status}");
+            }
+        }
+    }
 }

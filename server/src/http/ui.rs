@@ -32,7 +32,9 @@ pub fn service(dir: Option<&Path>) -> MethodRouter {
         }
         None => {
             if Dashboard::get("index.html").is_none() {
-                tracing::info!("this kiln was built without its dashboard: run `trunk build --release`, then build kiln");
+                tracing::info!(
+                    "this kiln was built without its dashboard: run `trunk build --release`, then build kiln"
+                );
             }
             get(embedded).head(embedded)
         }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use kiln_core::ggml_type::GgmlType;
+use kiln_core::request::QuantizerBackend;
+/// What `GET /api/kiln/info` reports about the quantizer (a wire type, so it lives in kiln-core).
+pub use kiln_core::request::QuantizerInfo;
 use rayon::prelude::*;
-use serde::Serialize;
 
 use super::QuantError;
 use super::widen::widen;
@@ -19,21 +21,6 @@ use crate::kernels;
 
 /// Values per parallel CPU task: enough to amortise scheduling, small enough to stay in cache.
 const TASK_ELEMS: usize = 1 << 14;
-
-/// What `GET /api/kiln/info` reports about the quantizer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct QuantizerInfo {
-    /// `gpu` or `cpu`: where creates quantize.
-    pub backend: &'static str,
-    /// The GPU adapter that ran the self-test, if any (also when it failed).
-    pub adapter: Option<String>,
-    /// Its driver.
-    pub driver: Option<String>,
-    /// `passed`, `failed: …`, or `not run: …` (and why).
-    pub self_test: String,
-    /// CPU quantizer threads.
-    pub threads: usize,
-}
 
 /// The quantizer a server uses for every create.
 pub struct Quantizer {
@@ -64,7 +51,7 @@ impl Quantizer {
     #[must_use]
     pub fn cpu(pool: Arc<rayon::ThreadPool>, threads: usize, why: &str) -> Self {
         let info = QuantizerInfo {
-            backend: "cpu",
+            backend: QuantizerBackend::Cpu,
             adapter: None,
             driver: None,
             self_test: format!("not run: {why}"),
@@ -101,7 +88,7 @@ impl Quantizer {
         let test = gpu::selftest::run(&gpu);
         let ms = started.elapsed().as_millis();
         let mut info = QuantizerInfo {
-            backend: "gpu",
+            backend: QuantizerBackend::Gpu,
             adapter: Some(adapter.clone()),
             driver: Some(driver.clone()),
             self_test: "passed".into(),
@@ -115,7 +102,7 @@ impl Quantizer {
             Err(e) if required => Err(format!("--device gpu: the GPU self-test failed on {adapter}: {e}")),
             Err(e) => {
                 tracing::error!(%adapter, %driver, "GPU self-test failed ({e}): quantizing on the CPU ({threads} threads)");
-                info.backend = "cpu";
+                info.backend = QuantizerBackend::Cpu;
                 info.self_test = format!("failed: {e}");
                 Ok(Self { pool, gpu: None, info })
             }
