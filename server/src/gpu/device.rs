@@ -55,11 +55,10 @@ impl Gpu {
 /// The instance: compute only, so no display handle, and only the backends kiln's wgpu is built
 /// with (Vulkan, Metal, DX12); `WGPU_BACKEND` and wgpu's other variables still choose.
 ///
-/// On Linux, a line `XDG_RUNTIME_DIR is invalid or not set` may still appear on stderr when that
-/// variable is unset: wgpu-hal enables `VK_KHR_wayland_surface` on every Vulkan instance (not
-/// configurable without its unsafe raw-instance API), so Mesa's implicit device-select layer
-/// asks libwayland for a compositor while it orders the adapters, and libwayland logs the
-/// failure. It is harmless; `NODEVICE_SELECT=1` in the environment turns that layer off.
+/// wgpu-hal enables `VK_KHR_wayland_surface` on every Vulkan instance, so Mesa's implicit
+/// device-select layer asks libwayland for a compositor while it orders the adapters; on a
+/// headless machine libwayland logs `XDG_RUNTIME_DIR is invalid or not set`. The `kiln` binary
+/// turns that layer off there before anything runs (`main.rs`).
 fn instance_descriptor() -> wgpu::InstanceDescriptor {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = wgpu::Backends::PRIMARY;
