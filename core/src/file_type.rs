@@ -8,7 +8,7 @@ use crate::Error;
 use crate::ggml_type::GgmlType;
 
 /// A file type kiln can quantize to.
-#[allow(non_camel_case_types, missing_docs)]
+#[expect(non_camel_case_types, missing_docs, reason = "llama.cpp's LLAMA_FTYPE_* names, each self-describing")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum FileType {

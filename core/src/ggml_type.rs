@@ -2,7 +2,7 @@
 //! type-traits table). Unknown ids are refused by the GGUF parser before anything is allocated.
 
 /// A ggml tensor type as stored in GGUF tensor infos.
-#[allow(non_camel_case_types, missing_docs)]
+#[expect(non_camel_case_types, missing_docs, reason = "ggml's type names, each self-describing")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
 pub enum GgmlType {

@@ -87,7 +87,7 @@ impl Source for &[u8] {
 }
 
 /// A metadata value type id.
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "GGUF's value types, named as the spec names them")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]
 pub enum ValueType {
@@ -140,7 +140,7 @@ impl ValueType {
 }
 
 /// An array value, typed so numeric arrays cost no more memory than their bytes in the file.
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "one variant per GGUF element type, named after it")]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Array {
     U8(Vec<u8>),
@@ -203,7 +203,7 @@ impl Array {
 
 /// A metadata value. Strings are kept as bytes: GGUF says UTF-8 but tokenizer vocabularies do
 /// not always comply, and re-encoding must reproduce the input exactly.
-#[allow(missing_docs)]
+#[expect(missing_docs, reason = "one variant per GGUF value type, named after it")]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     U8(u8),
@@ -510,7 +510,7 @@ fn bad_tensor(name: &str, reason: String) -> GgufError {
 ///
 /// # Errors
 /// A [`GgufError`] saying what is wrong and where.
-#[allow(clippy::too_many_lines)]
+#[expect(clippy::too_many_lines, reason = "the file's sections in file order, each bounded before it is allocated")]
 pub fn parse<S: Source>(src: &mut S, file_len: u64) -> Result<Header, GgufError> {
     let mut r = Reader { src, pos: 0, len: file_len };
     if r.bytes::<4>("magic")? != MAGIC {
@@ -723,7 +723,7 @@ mod tests {
     use alloc::vec;
 
     fn minimal() -> Vec<u8> {
-        encode_header(&[("general.architecture".to_string(), Value::Str(b"test".to_vec()))], &[], 32)
+        encode_header(&[("general.architecture".to_owned(), Value::Str(b"test".to_vec()))], &[], 32)
     }
 
     #[test]
@@ -741,7 +741,7 @@ mod tests {
             TensorInfo { name: "a".into(), dims: vec![32, 2], ty: GgmlType::Q8_0, offset: 0 },
             TensorInfo { name: "b".into(), dims: vec![3], ty: GgmlType::F32, offset: 96 },
         ];
-        let kvs = vec![("k".to_string(), Value::Array(Array::Str(vec![b"x".to_vec(), b"yz".to_vec()])))];
+        let kvs = vec![("k".to_owned(), Value::Array(Array::Str(vec![b"x".to_vec(), b"yz".to_vec()])))];
         let mut bytes = encode_header(&kvs, &t, 32);
         let data_offset = bytes.len() as u64;
         assert_eq!(data_offset % 32, 0);

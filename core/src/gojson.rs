@@ -184,7 +184,6 @@ pub fn encode_line(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
 
     fn num(f: f64) -> String {
         let mut s = String::new();
@@ -221,7 +220,7 @@ mod tests {
         let v: Value = serde_json::from_str(r#"{"top_k":10,"temperature":1,"stop":["USER:","ASSISTANT:"]}"#).unwrap();
         assert_eq!(
             encode_line(&v),
-            "{\"stop\":[\"USER:\",\"ASSISTANT:\"],\"temperature\":1,\"top_k\":10}\n".to_string()
+            "{\"stop\":[\"USER:\",\"ASSISTANT:\"],\"temperature\":1,\"top_k\":10}\n".to_owned()
         );
     }
 }

@@ -110,7 +110,7 @@ impl Cursor<'_> {
             return Err(self.err(start, "unterminated quoted string"));
         }
         let n = r.find('\n').unwrap_or(r.len());
-        let v = r[..n].trim_end_matches('\r').trim().to_string();
+        let v = r[..n].trim_end_matches('\r').trim().to_owned();
         self.pos += n;
         if self.rest().starts_with('\n') {
             self.pos += 1;
@@ -124,7 +124,7 @@ fn typed_param(key: &str, raw: &str) -> Option<Value> {
         ParamType::Int => Value::from(raw.parse::<i64>().ok()?),
         ParamType::Float => Value::from(raw.parse::<f64>().ok()?),
         ParamType::Bool => Value::Bool(raw.parse::<bool>().ok()?),
-        ParamType::StringList => Value::String(raw.to_string()),
+        ParamType::StringList => Value::String(raw.to_owned()),
     })
 }
 
@@ -132,7 +132,7 @@ fn typed_param(key: &str, raw: &str) -> Option<Value> {
 ///
 /// # Errors
 /// The first syntax error, with its line and column.
-#[allow(clippy::too_many_lines)]
+#[expect(clippy::too_many_lines, reason = "one match arm per Modelfile directive, read top to bottom like the grammar")]
 pub fn parse_modelfile(text: &str) -> Result<CreateRequest, ModelfileError> {
     let mut c = Cursor { text, pos: 0 };
     let mut req = CreateRequest::default();
@@ -191,7 +191,7 @@ pub fn parse_modelfile(text: &str) -> Result<CreateRequest, ModelfileError> {
             "PARSER" => req.parser = Some(c.value()?),
             "PARAMETER" => {
                 let key_at = c.pos;
-                let key = c.word().to_string();
+                let key = c.word().to_owned();
                 if key.is_empty() {
                     return Err(c.err(key_at, "PARAMETER needs a name and a value"));
                 }

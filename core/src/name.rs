@@ -3,7 +3,7 @@
 //! against its character set, which is what keeps a name from ever naming a path outside
 //! `manifests/`: no part may hold `/`, `\`, NUL or start with `.`.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
 use core::fmt;
 
 /// The default registry host.
@@ -96,10 +96,10 @@ impl ModelName {
             }
         }
         let name = Self {
-            host: host.unwrap_or(DEFAULT_HOST).to_string(),
-            namespace: namespace.unwrap_or(DEFAULT_NAMESPACE).to_string(),
-            model: model.to_string(),
-            tag: tag.unwrap_or(DEFAULT_TAG).to_string(),
+            host: host.unwrap_or(DEFAULT_HOST).to_owned(),
+            namespace: namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
+            model: model.to_owned(),
+            tag: tag.unwrap_or(DEFAULT_TAG).to_owned(),
         };
         (valid_part(&name.host, Part::Host)
             && valid_part(&name.namespace, Part::Namespace)
@@ -131,10 +131,10 @@ impl ModelName {
     #[must_use]
     pub fn from_parts(host: &str, namespace: &str, model: &str, tag: &str) -> Option<Self> {
         let name = Self {
-            host: host.to_string(),
-            namespace: namespace.to_string(),
-            model: model.to_string(),
-            tag: tag.to_string(),
+            host: host.to_owned(),
+            namespace: namespace.to_owned(),
+            model: model.to_owned(),
+            tag: tag.to_owned(),
         };
         (valid_part(host, Part::Host)
             && valid_part(namespace, Part::Namespace)

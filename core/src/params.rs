@@ -3,7 +3,7 @@
 //! keys and wrong types up front, since a typo silently ignored is a bug for the user.
 
 use alloc::format;
-use alloc::string::{String, ToString};
+use alloc::string::String;
 
 use serde_json::{Map, Value};
 
@@ -81,20 +81,20 @@ pub fn param_type(key: &str) -> Option<ParamType> {
 
 fn describe_value(v: &Value) -> String {
     match v {
-        Value::Null => "null".to_string(),
-        Value::Bool(_) => "a boolean".to_string(),
+        Value::Null => "null".to_owned(),
+        Value::Bool(_) => "a boolean".to_owned(),
         Value::Number(n) if n.is_f64() => format!("the number {n}"),
-        Value::Number(_) => "an integer".to_string(),
+        Value::Number(_) => "an integer".to_owned(),
         Value::String(s) => format!("the string {s:?}"),
-        Value::Array(_) => "an array".to_string(),
-        Value::Object(_) => "an object".to_string(),
+        Value::Array(_) => "an array".to_owned(),
+        Value::Object(_) => "an object".to_owned(),
     }
 }
 
 /// Edit distance, for "did you mean" hints.
 fn distance(a: &str, b: &str) -> usize {
-    let b: alloc::vec::Vec<char> = b.chars().collect();
-    let mut prev: alloc::vec::Vec<usize> = (0..=b.len()).collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
         let mut cur = alloc::vec![i + 1; b.len() + 1];
         for (j, &cb) in b.iter().enumerate() {
@@ -118,7 +118,7 @@ pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
             .min()
             .filter(|(d, _)| *d <= 3)
             .map_or_else(String::new, |(_, k)| format!("; did you mean '{k}'?"));
-        return Err(Error::UnknownParameter { key: key.to_string(), hint });
+        return Err(Error::UnknownParameter { key: key.to_owned(), hint });
     };
     let ok = match (ty, value) {
         (_, Value::Null) => nullable,
@@ -134,7 +134,7 @@ pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::ParameterType { key: key.to_string(), expected: ty.describe(), got: describe_value(value) })
+        Err(Error::ParameterType { key: key.to_owned(), expected: ty.describe(), got: describe_value(value) })
     }
 }
 

@@ -308,7 +308,6 @@ pub struct KilnInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use alloc::string::ToString;
     use alloc::vec;
 
     #[test]
@@ -375,6 +374,6 @@ mod tests {
             serde_json::to_string(&info).unwrap(),
             r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4}}"#
         );
-        assert_eq!(serde_json::to_value(QuantizerBackend::Gpu).unwrap(), Value::from("gpu".to_string()));
+        assert_eq!(serde_json::to_value(QuantizerBackend::Gpu).unwrap(), Value::from("gpu".to_owned()));
     }
 }

@@ -311,13 +311,13 @@ mod tests {
         assert_eq!(p.source, Source::From(ModelName::parse("base:1b").unwrap()));
         assert_eq!(p.licenses.len(), 2);
         assert_eq!(p.messages[0].role, "user");
-        assert_eq!(p.quantize, Some((FileType::Q4_K_M, "Q4_K_M".to_string())));
+        assert_eq!(p.quantize, Some((FileType::Q4_K_M, "Q4_K_M".to_owned())));
         assert!(!p.stream);
     }
 
     #[test]
     fn bad_input_table() {
-        let d = "sha256:".to_string() + &"a".repeat(64);
+        let d = "sha256:".to_owned() + &"a".repeat(64);
         assert_eq!(err(r#"{"from":"x"}"#), "model is required");
         assert_eq!(err(r#"{"model":"  ","from":"x"}"#), "model is required");
         for bad in ["../x", "a/b/c/d", "m:", "a b", &"x".repeat(81)] {

@@ -1,6 +1,5 @@
 //! The shared validation and Modelfile cases (`tests/cases/*.json`), checked natively here and in
 //! the browser by `web/tests/web.rs`, so both builds of kiln-core give the same answers.
-#![allow(clippy::unwrap_used)]
 
 use kiln_core::modelfile::parse_modelfile;
 use kiln_core::request::CreateRequest;

@@ -84,7 +84,7 @@ pub fn parse_host(raw: &str) -> std::io::Result<SocketAddr> {
     let host_port = if rest.is_empty() {
         format!("127.0.0.1:{default_port}")
     } else if rest.starts_with('[') {
-        if rest.contains("]:") { rest.to_string() } else { format!("{rest}:{default_port}") }
+        if rest.contains("]:") { rest.to_owned() } else { format!("{rest}:{default_port}") }
     } else if rest.matches(':').count() > 1 {
         format!("[{rest}]:{default_port}")
     } else if let Some((h, p)) = rest.rsplit_once(':') {

@@ -12,7 +12,7 @@ fn main() -> std::process::ExitCode {
 /// Wayland while wgpu lists adapters, and libwayland prints "XDG_RUNTIME_DIR is invalid or not
 /// set" to stderr. The layer only reorders GPUs for a display; kiln picks its adapter itself, so
 /// the layer is switched off there (unless the user set `NODEVICE_SELECT`).
-#[allow(unsafe_code, reason = "std::env::set_var, before any thread exists")]
+#[expect(unsafe_code, reason = "std::env::set_var, before any thread exists")]
 fn quiet_headless_gpu_probe() {
     let session = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir());
     if !session && std::env::var_os("NODEVICE_SELECT").is_none() {

@@ -2,7 +2,7 @@
 //! Debian's mesa-vulkan-drivers, installed by scripts/setup): ggml's vectors byte for byte, the
 //! fallback corpus patched to the CPU's bytes, and the self-test. No adapter is a failure here,
 //! not a skip: the server's CPU fallback for that case is tested end to end.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
 use std::path::PathBuf;
 

@@ -1,6 +1,6 @@
 //! Every block format against ggml's own output (`shared/vectors/quant/`), byte for byte: 512 rows
 //! × 256 values of Gaussian, heavy-tailed, zero, constant, tiny, grid and real-weight data.
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
 use std::path::PathBuf;
 
@@ -26,7 +26,7 @@ fn case_of(row: usize) -> String {
     for c in cases["cases"].as_array().unwrap() {
         let first = c["first_row"].as_u64().unwrap() as usize;
         if row >= first && row < first + c["rows"].as_u64().unwrap() as usize {
-            return c["name"].as_str().unwrap().to_string();
+            return c["name"].as_str().unwrap().to_owned();
         }
     }
     "?".into()

@@ -5,7 +5,11 @@
 //! back to the CPU), so that a flushing device fails the self-test instead of writing other
 //! bytes.
 #![cfg(target_arch = "x86_64")]
-#![allow(unsafe_code, deprecated, clippy::unwrap_used)]
+#![expect(
+    unsafe_code,
+    deprecated,
+    reason = "MXCSR through the deprecated _mm_getcsr/_mm_setcsr: the only way to make this CPU flush like a GPU"
+)]
 
 use kiln_core::ggml_type::GgmlType;
 use kiln_server::gpu::selftest;
@@ -13,10 +17,12 @@ use kiln_server::kernels::{self, Path};
 
 /// Runs `f` with FTZ and DAZ set on this thread.
 fn flushing<T>(f: impl FnOnce() -> T) -> T {
-    // SAFETY: changes only this thread's floating-point mode, restored before returning.
+    // SAFETY: reads this thread's floating-point mode.
     let old = unsafe { std::arch::x86_64::_mm_getcsr() };
+    // SAFETY: changes only this thread's floating-point mode (FTZ, DAZ), restored below.
     unsafe { std::arch::x86_64::_mm_setcsr(old | 0x8040) };
     let r = f();
+    // SAFETY: restores the mode read above.
     unsafe { std::arch::x86_64::_mm_setcsr(old) };
     r
 }

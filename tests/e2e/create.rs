@@ -9,7 +9,7 @@ fn from_files_streams_ollamas_sequence() {
     let s = TestServer::start();
     let d = s.upload(&tiny_llama());
     let statuses = s.create_ok(&json!({"model": "tiny", "files": {"tiny.gguf": d}}));
-    assert_eq!(statuses[..2], ["parsing GGUF".to_string(), format!("using existing layer {d}")]);
+    assert_eq!(statuses[..2], ["parsing GGUF".to_owned(), format!("using existing layer {d}")]);
     assert_eq!(statuses[2..], ["writing manifest", "success"]);
     let m = s.manifest("registry.ollama.ai/library/tiny/latest");
     assert_eq!(m["layers"][0]["mediaType"], "application/vnd.ollama.image.model");
@@ -103,7 +103,7 @@ fn overwrite_collects_the_old_layers() {
     let s = TestServer::start();
     let d = s.upload(&tiny_llama());
     s.create_ok(&json!({"model": "m", "files": {"m.gguf": d}, "system": "first"}));
-    let first = s.manifest("registry.ollama.ai/library/m/latest")["layers"][1]["digest"].as_str().unwrap().to_string();
+    let first = s.manifest("registry.ollama.ai/library/m/latest")["layers"][1]["digest"].as_str().unwrap().to_owned();
     s.create_ok(&json!({"model": "m", "files": {"m.gguf": d}, "system": "second"}));
     assert!(
         !s.models.path().join("blobs").join(first.replace(':', "-")).exists(),

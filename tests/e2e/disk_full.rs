@@ -66,7 +66,7 @@ fn a_full_disk_gives_507_and_leaves_no_temp_file() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["name"].as_str().unwrap().to_string())
+        .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["base:latest"], "no partial model");
     assert_eq!(s.post("/api/show", &json!({"model": "base"})).status, 200);

@@ -102,6 +102,7 @@ impl Gguf {
 }
 
 #[test]
+#[expect(clippy::too_many_lines, reason = "one table of hostile files, each with the reason it must be refused")]
 fn hostile_gguf_files_are_refused_with_the_reason() {
     let s = TestServer::start();
     let base = Gguf::llama();

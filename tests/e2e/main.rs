@@ -1,4 +1,8 @@
-#![allow(unreachable_pub, clippy::unwrap_used)]
+#![expect(
+    unreachable_pub,
+    clippy::unwrap_used,
+    reason = "helpers shared across the test modules; a test fails loudly on the first surprise"
+)]
 //! End-to-end tests: the real `kiln` binary on a loopback port with a temporary store, driven
 //! over HTTP. One binary, one module per area.
 

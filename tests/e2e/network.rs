@@ -88,6 +88,6 @@ fn json_bodies_are_limited() {
     // Just under the limit is read and judged on its content.
     let big = format!("{{\"model\": \"m\", \"system\": \"{}\"}}", "x".repeat((64 << 20) - 40));
     let r = s.post_raw("/api/show", big.as_bytes());
-    assert_eq!((r.status, r.error()), (404, "model 'm:latest' not found".to_string()));
+    assert_eq!((r.status, r.error()), (404, "model 'm:latest' not found".to_owned()));
     assert!(s.files().is_empty());
 }

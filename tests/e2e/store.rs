@@ -44,7 +44,7 @@ fn text_and_json_layers_have_ollamas_digests() {
     let statuses = s.create_ok(&json!({"model": "phi", "files": {"e.gguf": d},
         "parameters": {"stop": ["<|end|>", "<|system|>", "<|user|>", "<|assistant|>"]}}));
     assert!(statuses.contains(
-        &"creating new layer sha256:0d79f567714c62c048378f2107fb332dabee0135d080c302d884317da9433cc5".to_string()
+        &"creating new layer sha256:0d79f567714c62c048378f2107fb332dabee0135d080c302d884317da9433cc5".to_owned()
     ));
 }
 

@@ -70,7 +70,7 @@ impl Resp {
     }
 
     pub fn error(&self) -> String {
-        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error in {:?}", self.body)).to_string()
+        self.json()["error"].as_str().unwrap_or_else(|| panic!("no error in {:?}", self.body)).to_owned()
     }
 
     /// NDJSON lines parsed.
@@ -85,7 +85,7 @@ impl Resp {
             .iter()
             .map(|v| match v["error"].as_str() {
                 Some(e) => format!("error: {e}"),
-                None => v["status"].as_str().unwrap_or("").to_string(),
+                None => v["status"].as_str().unwrap_or("").to_owned(),
             })
             .collect()
     }
@@ -145,7 +145,7 @@ impl TestServer {
             Err(e) => panic!("transport error: {e}"),
         };
         let status = resp.status();
-        let content_type = resp.header("content-type").unwrap_or("").to_string();
+        let content_type = resp.header("content-type").unwrap_or("").to_owned();
         let mut body = String::new();
         resp.into_reader().read_to_string(&mut body).expect("body");
         Resp { status, body, content_type }

@@ -63,7 +63,7 @@ pub async fn tags(State(state): State<AppState>) -> Result<Json<ListResponse>, A
                 model: m.name.short(),
                 modified_at: format_time(m.modified),
                 size: m.manifest.total_size(),
-                digest: crate::store::blobs::digest_of(&m.bytes).hex().to_string(),
+                digest: crate::store::blobs::digest_of(&m.bytes).hex().to_owned(),
                 details: details(&store, m),
             })
             .collect()
@@ -152,7 +152,7 @@ fn quote(s: &str) -> String {
     if s.contains('\n') || s.starts_with(' ') || s.ends_with(' ') {
         if s.contains('"') { format!("\"\"\"{s}\"\"\"") } else { format!("\"{s}\"") }
     } else {
-        s.to_string()
+        s.to_owned()
     }
 }
 

@@ -70,14 +70,14 @@ fn config(
         .filter(|s| s.layer.media_type == media::MODEL)
         .filter_map(|s| headers.get(&s.layer.digest))
         .collect();
-    let family = |h: &Header| h.architecture().unwrap_or("unknown").to_string();
+    let family = |h: &Header| h.architecture().unwrap_or("unknown").to_owned();
     let first = models.first();
     ConfigFile {
         model_format: if base.model_format.is_empty() { "gguf".into() } else { base.model_format },
         model_family: first.map_or_else(|| "unknown".into(), |h| family(h)),
         model_families: (!models.is_empty()).then(|| models.iter().map(|h| family(h)).collect()),
         model_type: human_number(first.map_or(0, |h| h.parameter_count())),
-        file_type: first.and_then(|h| h.file_type()).map_or("unknown", file_type::file_type_name).to_string(),
+        file_type: first.and_then(|h| h.file_type()).map_or("unknown", file_type::file_type_name).to_owned(),
         renderer: plan.renderer.clone().unwrap_or(base.renderer),
         parser: plan.parser.clone().unwrap_or(base.parser),
         requires: plan.requires.clone().unwrap_or(base.requires),

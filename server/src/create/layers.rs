@@ -81,7 +81,7 @@ mod tests {
     use crate::store::blobs::digest_of;
 
     fn hex(b: &[u8]) -> String {
-        digest_of(b).hex().to_string()
+        digest_of(b).hex().to_owned()
     }
 
     #[test]

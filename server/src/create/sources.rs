@@ -94,8 +94,8 @@ async fn import_gguf(store: &Arc<Store>, key: &str, d: &Digest) -> Result<Arc<He
         Ok(if read::is_gguf(&path)? { Some(read::read_header(&path)) } else { None })
     })
     .await??;
-    let parsed = parsed.ok_or_else(|| CreateError::NotGguf(key.to_string()))?;
-    parsed.map(Arc::new).map_err(|reason| CreateError::BadGguf { file: key.to_string(), reason })
+    let parsed = parsed.ok_or_else(|| CreateError::NotGguf(key.to_owned()))?;
+    parsed.map(Arc::new).map_err(|reason| CreateError::BadGguf { file: key.to_owned(), reason })
 }
 
 /// Ollama's classification of a GGUF in `files` (§5.3).

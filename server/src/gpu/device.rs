@@ -25,7 +25,7 @@ impl Gpu {
         .map_err(|e| GpuError::NoAdapter(e.to_string()))?;
         let info = adapter.get_info();
         if !allow_software && info.device_type == wgpu::DeviceType::Cpu {
-            return Err(GpuError::Software(format!("{} {}", info.name, info.driver_info).trim().to_string()));
+            return Err(GpuError::Software(format!("{} {}", info.name, info.driver_info).trim().to_owned()));
         }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {

@@ -132,7 +132,7 @@ impl Gpu {
     /// The driver and its version.
     #[must_use]
     pub fn driver(&self) -> String {
-        format!("{} {}", self.info.driver, self.info.driver_info).trim().to_string()
+        format!("{} {}", self.info.driver, self.info.driver_info).trim().to_owned()
     }
 
     /// Whether a kernel exists for `ty`.

@@ -47,7 +47,7 @@ pub fn host_allowed(host: &str, machine: Option<&str>) -> bool {
 /// This machine's hostname (Linux), for the `Host` check.
 #[must_use]
 pub fn machine_hostname() -> Option<String> {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string("/proc/sys/kernel/hostname").ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 /// Middleware: refuse requests whose `Host` could be a rebinding attack (403, empty body).

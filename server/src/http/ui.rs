@@ -49,5 +49,5 @@ async fn embedded(req: Request) -> Result<Response, Infallible> {
         return Ok((StatusCode::NOT_FOUND, "dashboard not built into this kiln").into_response());
     };
     let body = if req.method() == Method::HEAD { Body::empty() } else { Body::from(file.data.into_owned()) };
-    Ok(([(header::CONTENT_TYPE, file.metadata.mimetype().to_string())], body).into_response())
+    Ok(([(header::CONTENT_TYPE, file.metadata.mimetype().to_owned())], body).into_response())
 }

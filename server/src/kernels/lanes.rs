@@ -110,16 +110,16 @@ pub fn dispatch<B: SimdBody>(x: &[f32], out: &mut [u8]) {
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512dq")
         {
+            #[expect(unsafe_code, reason = "calling a #[target_feature] function")]
             // SAFETY: the CPU supports these AVX-512 subsets, checked just above.
-            #[allow(unsafe_code)]
             unsafe {
                 avx512::<B>(x, out);
             }
             return;
         }
         if std::arch::is_x86_feature_detected!("avx2") {
+            #[expect(unsafe_code, reason = "calling a #[target_feature] function")]
             // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
-            #[allow(unsafe_code)]
             unsafe {
                 avx2::<B>(x, out);
             }

@@ -5,7 +5,7 @@
 //! format is one row there.
 
 // Indexed loops mirror ggml's C so the transcription can be read against it line by line.
-#![allow(clippy::needless_range_loop)]
+#![expect(clippy::needless_range_loop, reason = "indexed loops mirror ggml's C, line by line")]
 
 pub mod bf16;
 pub mod f16;

@@ -56,7 +56,7 @@ impl ConfigFile {
 /// Go's `format.HumanNumber`: `8.0B`, `270.43M`, `12K`, `0`.
 #[must_use]
 pub fn human_number(n: u64) -> String {
-    #[allow(clippy::cast_precision_loss)]
+    #[expect(clippy::cast_precision_loss, reason = "a human-readable count: two significant decimals are all it shows")]
     let f = n as f64;
     if n >= 1_000_000_000 {
         let x = f / 1e9;
