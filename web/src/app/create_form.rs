@@ -31,7 +31,7 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
     let abort = StoredValue::new_local(None::<AbortController>);
 
     let start = move |_| {
-        if !errors.get_untracked().is_empty() || running.get_untracked() {
+        if !errors.with_untracked(Errors::is_empty) || running.get_untracked() {
             return;
         }
         let Ok(controller) = AbortController::new() else { return };
