@@ -85,6 +85,10 @@ fn is_remote(from: &str) -> bool {
     from.ends_with(":cloud") || from.rsplit_once(':').is_some_and(|(_, tag)| tag.ends_with("-cloud"))
 }
 
+/// The roles a create request's `messages` may use (checked lowercased): Ollama's chat roles.
+/// The dashboard offers exactly these, so it cannot build a request this check refuses.
+pub const MESSAGE_ROLES: &[&str] = &["system", "user", "assistant", "tool"];
+
 /// Validates a create request.
 ///
 /// # Errors
@@ -144,7 +148,7 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
     let mut messages = req.messages.clone().unwrap_or_default();
     for (index, m) in messages.iter_mut().enumerate() {
         m.role = m.role.to_ascii_lowercase();
-        if !matches!(m.role.as_str(), "system" | "user" | "assistant" | "tool") {
+        if !MESSAGE_ROLES.contains(&m.role.as_str()) {
             return Err(Error::MessageRole { role: m.role.clone(), index });
         }
     }

@@ -1,74 +1,58 @@
-//! HTTP from the browser: JSON calls, blob hashing (sha2 in wasm, read in slices) and upload
-//! with progress (XMLHttpRequest: fetch has no upload progress), and the create call read as a
-//! live NDJSON stream (fetch + ReadableStream), cancellable through an AbortController.
+//! HTTP from the browser: JSON calls and the create call read as a live NDJSON stream (gloo-net's
+//! fetch, the body through wasm-streams, cancellable through an AbortSignal), blob hashing (sha2
+//! in wasm, read in slices) and upload with progress.
 
+use gloo_net::http::{Method, Request, RequestBuilder, Response};
 use js_sys::{Promise, Uint8Array};
 use kiln_core::event::ProgressEvent;
+use kiln_core::request::CreateRequest;
 use serde::de::DeserializeOwned;
 use sha2::{Digest as _, Sha256};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, File, Request, RequestInit, Response, XmlHttpRequest};
+use web_sys::{AbortSignal, File, XmlHttpRequest};
 
-fn window() -> web_sys::Window {
-    web_sys::window().expect("a window")
-}
-
-fn js_err(e: JsValue) -> String {
-    e.as_string()
-        .or_else(|| js_sys::JSON::stringify(&e).ok().and_then(|s| s.as_string()))
+/// A JavaScript exception's message (an aborted fetch is a DOMException, which is an Error).
+fn js_err(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| e.as_string())
         .unwrap_or_else(|| "request failed".into())
 }
 
-async fn fetch(method: &str, path: &str, body: Option<&str>, signal: Option<&AbortSignal>) -> Result<Response, String> {
-    let init = RequestInit::new();
-    init.set_method(method);
-    if let Some(b) = body {
-        init.set_body(&JsValue::from_str(b));
-    }
-    if let Some(s) = signal {
-        init.set_signal(Some(s));
-    }
-    let req = Request::new_with_str_and_init(path, &init).map_err(js_err)?;
-    if body.is_some() {
-        req.headers().set("Content-Type", "application/json").map_err(js_err)?;
-    }
-    let resp = JsFuture::from(window().fetch_with_request(&req)).await.map_err(js_err)?;
-    resp.dyn_into::<Response>().map_err(js_err)
+fn net_err(e: gloo_net::Error) -> String {
+    e.to_string()
 }
 
-async fn text(resp: &Response) -> Result<String, String> {
-    let t = JsFuture::from(resp.text().map_err(js_err)?).await.map_err(js_err)?;
-    Ok(t.as_string().unwrap_or_default())
+/// The response when it is a success; otherwise the `error` of its JSON body, or the status.
+async fn checked(resp: Result<Response, gloo_net::Error>) -> Result<Response, String> {
+    let resp = resp.map_err(net_err)?;
+    if resp.ok() {
+        return Ok(resp);
+    }
+    let body = resp.text().await.unwrap_or_default();
+    Err(error_of(&body).unwrap_or_else(|| format!("HTTP {}: {body}", resp.status())))
 }
 
-/// The `error` of a JSON error body, or the status.
-async fn failure(resp: &Response) -> String {
-    let body = text(resp).await.unwrap_or_default();
-    serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("HTTP {}: {body}", resp.status()))
+/// The `error` field of a JSON error body.
+fn error_of(body: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_string))
 }
 
 /// GET a JSON document.
 pub(crate) async fn get_json<T: DeserializeOwned>(path: &str) -> Result<T, String> {
-    let resp = fetch("GET", path, None, None).await?;
-    if !resp.ok() {
-        return Err(failure(&resp).await);
-    }
-    serde_json::from_str(&text(&resp).await?).map_err(|e| e.to_string())
+    checked(Request::get(path).send().await).await?.json().await.map_err(net_err)
 }
 
 /// A JSON call; the response body parsed as JSON when there is one.
-pub(crate) async fn call(method: &str, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
-    let resp = fetch(method, path, Some(&body.to_string()), None).await?;
-    if !resp.ok() {
-        return Err(failure(&resp).await);
+pub(crate) async fn call(method: Method, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let req = RequestBuilder::new(path).method(method).json(body).map_err(net_err)?;
+    let text = checked(req.send().await).await?.text().await.map_err(net_err)?;
+    if text.is_empty() {
+        return Ok(serde_json::Value::Null);
     }
-    let t = text(&resp).await?;
-    Ok(if t.is_empty() { serde_json::Value::Null } else { serde_json::from_str(&t).map_err(|e| e.to_string())? })
+    serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
 /// SHA-256 of a file, read in 8 MiB slices; `progress(done, total)` after each.
@@ -79,19 +63,19 @@ pub(crate) async fn sha256_file(file: &File, progress: impl Fn(f64, f64)) -> Res
     let mut at = 0.0;
     while at < total {
         let end = (at + SLICE).min(total);
-        let blob = file.slice_with_f64_and_f64(at, end).map_err(js_err)?;
-        let buf = JsFuture::from(blob.array_buffer()).await.map_err(js_err)?;
+        let blob = file.slice_with_f64_and_f64(at, end).map_err(|e| js_err(&e))?;
+        let buf = JsFuture::from(blob.array_buffer()).await.map_err(|e| js_err(&e))?;
         hasher.update(Uint8Array::new(&buf).to_vec());
         at = end;
         progress(at, total);
     }
-    Ok(format!("sha256:{}", hasher.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(kiln_core::Digest::from_bytes(&hasher.finalize().into()).to_string())
 }
 
 /// Whether the server already has a blob.
 pub(crate) async fn has_blob(digest: &str) -> Result<bool, String> {
-    let resp = fetch("HEAD", &format!("/api/blobs/{digest}"), None, None).await?;
-    match resp.status() {
+    let resp = RequestBuilder::new(&format!("/api/blobs/{digest}")).method(Method::HEAD).send().await;
+    match resp.map_err(net_err)?.status() {
         200 => Ok(true),
         404 => Ok(false),
         s => Err(format!("HEAD /api/blobs answered {s}")),
@@ -99,17 +83,19 @@ pub(crate) async fn has_blob(digest: &str) -> Result<bool, String> {
 }
 
 /// Uploads a file as a blob; `progress(sent, total)` as it goes.
+///
+/// XMLHttpRequest rather than fetch: fetch reports no upload progress, and the bar needs it.
 pub(crate) async fn upload_blob(
     file: &File,
     digest: &str,
     progress: impl Fn(f64, f64) + 'static,
 ) -> Result<(), String> {
-    let xhr = XmlHttpRequest::new().map_err(js_err)?;
-    xhr.open("POST", &format!("/api/blobs/{digest}")).map_err(js_err)?;
+    let xhr = XmlHttpRequest::new().map_err(|e| js_err(&e))?;
+    xhr.open("POST", &format!("/api/blobs/{digest}")).map_err(|e| js_err(&e))?;
     let on_progress = Closure::<dyn Fn(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
         progress(e.loaded(), e.total());
     });
-    xhr.upload().map_err(js_err)?.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
+    xhr.upload().map_err(|e| js_err(&e))?.set_onprogress(Some(on_progress.as_ref().unchecked_ref()));
     let xhr2 = xhr.clone();
     let done = Promise::new(&mut |resolve, reject| {
         let ok = resolve.clone();
@@ -119,47 +105,44 @@ pub(crate) async fn upload_blob(
             Closure::once_into_js(move || err.call1(&JsValue::NULL, &"upload failed".into())).unchecked_ref(),
         ));
     });
-    xhr.send_with_opt_blob(Some(file)).map_err(js_err)?;
-    JsFuture::from(done).await.map_err(js_err)?;
+    xhr.send_with_opt_blob(Some(file)).map_err(|e| js_err(&e))?;
+    JsFuture::from(done).await.map_err(|e| js_err(&e))?;
+    // The closure must outlive the upload: the browser calls it until the load event.
     drop(on_progress);
-    match xhr.status().map_err(js_err)? {
-        200 | 201 => Ok(()),
-        _ => Err(serde_json::from_str::<serde_json::Value>(&xhr.response_text().ok().flatten().unwrap_or_default())
-            .ok()
-            .and_then(|v| v["error"].as_str().map(str::to_string))
-            .unwrap_or_else(|| "upload failed".into())),
+    if matches!(xhr.status().map_err(|e| js_err(&e))?, 200 | 201) {
+        return Ok(());
     }
+    let body = xhr.response_text().ok().flatten().unwrap_or_default();
+    Err(error_of(&body).unwrap_or_else(|| "upload failed".into()))
 }
 
-/// POSTs a create and feeds each NDJSON line to `on_event` as it arrives.
+/// POSTs a create and feeds each NDJSON line to `on_event` as it arrives; aborting `signal`
+/// ends the request, which cancels the create on the server.
 pub(crate) async fn create_stream(
-    body: &str,
+    req: &CreateRequest,
     signal: &AbortSignal,
     mut on_event: impl FnMut(ProgressEvent),
 ) -> Result<(), String> {
-    let resp = fetch("POST", "/api/create", Some(body), Some(signal)).await?;
-    if !resp.ok() {
-        return Err(failure(&resp).await);
-    }
-    let stream = resp.body().ok_or("empty response")?;
-    let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+    let req = Request::post("/api/create").abort_signal(Some(signal)).json(req).map_err(net_err)?;
+    let resp = checked(req.send().await).await?;
+    let mut body = wasm_streams::ReadableStream::from_raw(resp.body().ok_or("empty response")?);
+    let mut reader = body.get_reader();
     let mut buf: Vec<u8> = Vec::new();
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(js_err)?;
-        let done = js_sys::Reflect::get(&chunk, &"done".into()).map_err(js_err)?.as_bool().unwrap_or(true);
-        if done {
-            break;
-        }
-        let value = js_sys::Reflect::get(&chunk, &"value".into()).map_err(js_err)?;
-        buf.extend(Uint8Array::new(&value).to_vec());
+    while let Some(chunk) = reader.read().await.map_err(|e| js_err(&e))? {
+        buf.extend(Uint8Array::new(&chunk).to_vec());
         while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = buf.drain(..=nl).collect();
-            let ev: ProgressEvent = serde_json::from_slice(&line[..line.len() - 1]).map_err(|e| e.to_string())?;
-            if !ev.error.is_empty() {
-                return Err(ev.error);
-            }
-            on_event(ev);
+            on_event(event(&line)?);
         }
     }
+    if buf.iter().any(|b| !b.is_ascii_whitespace()) {
+        on_event(event(&buf)?);
+    }
     Ok(())
+}
+
+/// One NDJSON line as a progress event; an `{"error"}` line is the create's failure.
+fn event(line: &[u8]) -> Result<ProgressEvent, String> {
+    let ev: ProgressEvent = serde_json::from_slice(line.trim_ascii()).map_err(|e| e.to_string())?;
+    if ev.error.is_empty() { Ok(ev) } else { Err(ev.error) }
 }

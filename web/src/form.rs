@@ -128,6 +128,30 @@ impl FormState {
         Ok(req)
     }
 
+    /// Fills the form from Modelfile text: `FROM` only when the Modelfile has one (a chosen file
+    /// stays chosen otherwise); template, system, license, parameters and messages are replaced.
+    /// The model name and quantize choice are left alone: a Modelfile does not carry them.
+    ///
+    /// # Errors
+    /// The parser's first syntax error (with its line and column); the form is then unchanged.
+    pub fn fill_from_modelfile(&mut self, text: &str) -> Result<(), String> {
+        let req = kiln_core::modelfile::parse_modelfile(text).map_err(|e| e.to_string())?;
+        if let Some(from) = req.from {
+            self.from = from;
+        }
+        self.template = req.template.unwrap_or_default();
+        self.system = req.system.unwrap_or_default();
+        self.license = match req.license {
+            Some(License::One(s)) => s,
+            // One text area holds every license, one per line, as the Modelfile listed them.
+            Some(License::Many(v)) => v.join("\n"),
+            None => String::new(),
+        };
+        self.parameters = req.parameters.unwrap_or_default().into_iter().flat_map(parameter_rows).collect();
+        self.messages = req.messages.unwrap_or_default().into_iter().map(|m| (m.role, m.content)).collect();
+        Ok(())
+    }
+
     /// Every error the form has now, by field. Empty means the Create button may send.
     #[must_use]
     pub fn errors(&self) -> Errors {
@@ -148,6 +172,18 @@ impl FormState {
             errors.entry(field_of(&e)).or_insert_with(|| e.to_string());
         }
         errors
+    }
+}
+
+/// One form row per value of a parsed parameter (`stop` may hold several), each as typed text.
+fn parameter_rows((key, value): (String, Value)) -> Vec<(String, String)> {
+    let text = |v: Value| match v {
+        Value::String(s) => s,
+        other => other.to_string(),
+    };
+    match value {
+        Value::Array(items) => items.into_iter().map(|v| (key.clone(), text(v))).collect(),
+        other => vec![(key, text(other))],
     }
 }
 
@@ -209,5 +245,51 @@ mod tests {
         let mut f = ok_form();
         f.quantize = "q9".into();
         assert!(f.errors().contains_key(&Field::Quantize));
+    }
+
+    #[test]
+    fn modelfile_fills_every_field_it_has() {
+        let mut f = FormState { name: "mine".into(), quantize: "Q4_K_M".into(), ..FormState::default() };
+        let text = "FROM base\nPARAMETER temperature 0.5\nPARAMETER num_ctx 4096\nPARAMETER stop <|end|>\n\
+                    PARAMETER stop USER:\nTEMPLATE {{ .Prompt }}\nSYSTEM Be brief.\nLICENSE MIT\n\
+                    LICENSE Apache\nMESSAGE user Hi\nMESSAGE assistant Hello!\n";
+        f.fill_from_modelfile(text).unwrap();
+        assert_eq!((f.name.as_str(), f.quantize.as_str(), f.from.as_str()), ("mine", "Q4_K_M", "base"));
+        assert_eq!((f.template.as_str(), f.system.as_str()), ("{{ .Prompt }}", "Be brief."));
+        assert_eq!(f.license, "MIT\nApache");
+        let rows = |v: &[(&str, &str)]| v.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect::<Vec<_>>();
+        // Parameters come back in key order, each `stop` value on a row of its own.
+        assert_eq!(
+            f.parameters,
+            rows(&[("num_ctx", "4096"), ("stop", "<|end|>"), ("stop", "USER:"), ("temperature", "0.5")])
+        );
+        assert_eq!(f.messages, rows(&[("user", "Hi"), ("assistant", "Hello!")]));
+        assert!(f.errors().is_empty(), "{:?}", f.errors());
+        let req = f.to_request().unwrap();
+        assert_eq!(req.parameters.unwrap()["stop"], serde_json::json!(["<|end|>", "USER:"]));
+    }
+
+    #[test]
+    fn modelfile_replaces_text_fields_but_keeps_a_chosen_source() {
+        let mut f = ok_form();
+        f.from.clear();
+        f.file_name = Some("tiny.gguf".into());
+        f.system = "old".into();
+        f.license = "old".into();
+        f.parameters = vec![("top_k".into(), "1".into())];
+        f.messages = vec![("user".into(), "old".into())];
+        f.fill_from_modelfile("SYSTEM new\n").unwrap();
+        assert_eq!((f.from.as_str(), f.file_name.as_deref()), ("", Some("tiny.gguf")));
+        assert_eq!((f.system.as_str(), f.license.as_str()), ("new", ""));
+        assert!(f.parameters.is_empty() && f.messages.is_empty());
+    }
+
+    #[test]
+    fn a_modelfile_error_names_its_line_and_leaves_the_form() {
+        let mut f = ok_form();
+        f.system = "kept".into();
+        let e = f.fill_from_modelfile("FROM x\nPARAMETER tempurature 1\n").unwrap_err();
+        assert!(e.contains("line 2, column 11"), "{e}");
+        assert_eq!(f, FormState { system: "kept".into(), ..ok_form() });
     }
 }

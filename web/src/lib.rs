@@ -3,10 +3,10 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`form`] | form state → `CreateRequest`; validation errors mapped to fields (pure, tested natively) |
+//! | [`form`] | form state → `CreateRequest`, a Modelfile → form state; validation errors mapped to fields (pure, tested natively) |
 //! | `js_api` | `validate_create_request(obj)` and `parse_modelfile(text)` for other web tools |
 //! | `client` | HTTP: tags, show, copy, delete, blob HEAD/upload with progress, NDJSON create stream |
-//! | `app` | the Leptos components: create form, Modelfile paste, progress, models table |
+//! | `app` | the Leptos components, one module per part of the page: create form, progress, models table |
 
 pub mod form;
 
