@@ -4,6 +4,7 @@
 //! a `"…"` string, or a `"""…"""` block that may span lines. Errors carry a 1-based line and
 //! column. The result still goes through [`crate::validate`], like any request.
 
+use alloc::borrow::ToOwned;
 use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};

@@ -3,6 +3,7 @@
 //! against its character set, which is what keeps a name from ever naming a path outside
 //! `manifests/`: no part may hold `/`, `\`, NUL or start with `.`.
 
+use alloc::borrow::ToOwned;
 use alloc::string::String;
 use core::fmt;
 

@@ -2,8 +2,10 @@
 //! `api/types.go` `Options` + `Runner`). Ollama stores whatever it is sent; kiln rejects unknown
 //! keys and wrong types up front, since a typo silently ignored is a bug for the user.
 
+use alloc::borrow::ToOwned;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec::Vec;
 
 use serde_json::{Map, Value};
 

@@ -1,6 +1,7 @@
-// The dashboard end to end: the real kiln binary serving the real trunk build, driven in
-// headless Chromium through its accessibility tree (labels, roles), with a screenshot per step.
-//   KILN_BIN=target/release/kiln KILN_UI=dist node tests/browser/dashboard.test.mjs
+// The dashboard end to end: the real kiln binary serving the trunk build it carries (or the
+// folder KILN_UI names), driven in headless Chromium through its accessibility tree (labels,
+// roles), with a screenshot per step.
+//   KILN_BIN=target/release/kiln node tests/browser/dashboard.test.mjs
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -11,13 +12,13 @@ import { createInterface } from 'node:readline';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const kiln = resolve(root, process.env.KILN_BIN ?? 'target/release/kiln');
-const ui = resolve(root, process.env.KILN_UI ?? 'dist');
+const ui = process.env.KILN_UI ? ['--ui', resolve(root, process.env.KILN_UI)] : [];
 const fixture = resolve(root, '../shared/fixtures/tiny-llama-f16.gguf');
 const shots = resolve(root, 'target/screenshots');
 mkdirSync(shots, { recursive: true });
 
 const store = mkdtempSync(join(tmpdir(), 'kiln-ui-'));
-const server = spawn(kiln, ['serve', '--host', '127.0.0.1:0', '--models', store, '--ui', ui], {
+const server = spawn(kiln, ['serve', '--host', '127.0.0.1:0', '--models', store, ...ui], {
   stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, KILN_LOG: 'warn' },
 });
 const url = await new Promise((ok, fail) => {

@@ -21,6 +21,7 @@ fn js_err(e: &JsValue) -> String {
         .unwrap_or_else(|| "request failed".into())
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` adapter: takes what `map_err` hands it")]
 fn net_err(e: gloo_net::Error) -> String {
     e.to_string()
 }
@@ -37,7 +38,7 @@ async fn checked(resp: Result<Response, gloo_net::Error>) -> Result<Response, St
 
 /// The `error` field of a JSON error body.
 fn error_of(body: &str) -> Option<String> {
-    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_string))
+    serde_json::from_str::<serde_json::Value>(body).ok().and_then(|v| v["error"].as_str().map(str::to_owned))
 }
 
 /// GET a JSON document.

@@ -73,7 +73,7 @@ impl FormState {
                 Some(ParamType::Int) => raw.parse::<i64>().ok().map(Value::from),
                 Some(ParamType::Float) => raw.parse::<f64>().ok().map(Value::from),
                 Some(ParamType::Bool) => raw.parse::<bool>().ok().map(Value::Bool),
-                Some(ParamType::StringList) => Some(Value::String(raw.to_string())),
+                Some(ParamType::StringList) => Some(Value::String(raw.to_owned())),
             };
             let ty = params::param_type(k).map_or("a value", ParamType::describe);
             let v = v.ok_or_else(|| format!("invalid value for parameter '{k}': expected {ty}, got {raw:?}"))?;
@@ -82,7 +82,7 @@ impl FormState {
                     items.push(v);
                 }
             } else {
-                out.insert(k.to_string(), v);
+                out.insert(k.to_owned(), v);
             }
         }
         Ok((!out.is_empty()).then_some(out))
@@ -93,9 +93,9 @@ impl FormState {
     /// # Errors
     /// A parameter value that does not parse, as a field error.
     pub fn to_request(&self) -> Result<CreateRequest, (Field, String)> {
-        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_owned());
         let mut req = CreateRequest {
-            model: Some(self.name.trim().to_string()),
+            model: Some(self.name.trim().to_owned()),
             template: nonempty(&self.template),
             system: nonempty(&self.system),
             license: nonempty(&self.license).map(License::One),
@@ -190,7 +190,7 @@ fn parameter_rows((key, value): (String, Value)) -> Vec<(String, String)> {
 /// The `files` key for a chosen file: its base name.
 #[must_use]
 pub fn file_key(name: &str) -> String {
-    name.rsplit(['/', '\\']).next().unwrap_or(name).to_string()
+    name.rsplit(['/', '\\']).next().unwrap_or(name).to_owned()
 }
 
 /// The field a core error belongs to.
@@ -257,7 +257,7 @@ mod tests {
         assert_eq!((f.name.as_str(), f.quantize.as_str(), f.from.as_str()), ("mine", "Q4_K_M", "base"));
         assert_eq!((f.template.as_str(), f.system.as_str()), ("{{ .Prompt }}", "Be brief."));
         assert_eq!(f.license, "MIT\nApache");
-        let rows = |v: &[(&str, &str)]| v.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect::<Vec<_>>();
+        let rows = |v: &[(&str, &str)]| v.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
         // Parameters come back in key order, each `stop` value on a row of its own.
         assert_eq!(
             f.parameters,

@@ -1,7 +1,7 @@
 //! kiln-core in the browser: the shared cases of `core/tests/cases/` through the JavaScript API,
 //! in headless Chromium — the same answers as the native build gives.
 #![cfg(target_arch = "wasm32")]
-#![allow(clippy::unwrap_used)]
+#![expect(clippy::unwrap_used, reason = "a test fails loudly on the first surprise")]
 
 use kiln_web::js_api::{parse_modelfile, validate_create_request};
 use serde_json::Value;

@@ -2,8 +2,10 @@
 //! parameter and message rows in `rows`, the create run in `create_run`), live progress
 //! (`progress`), and the models table with details, copy and delete (`models`).
 
-// `#[component]` emits public props types for the components of these private modules.
-#![allow(unreachable_pub)]
+#![expect(
+    unreachable_pub,
+    reason = "`#[component]` emits public props types for the components of these private modules"
+)]
 
 mod create_form;
 mod create_run;

@@ -153,7 +153,7 @@ fn DeleteControl(state: ModelsState, name: String) -> impl IntoView {
 /// The open model's details, with Copy to and Close.
 #[component]
 fn DetailsPane(state: ModelsState) -> impl IntoView {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
+    let text = |v: &Value| v.as_str().unwrap_or("").to_owned();
     move || {
         state.details.get().map(|(name, v)| {
             let (source, d) = (name.clone(), &v["details"]);

@@ -68,7 +68,7 @@ impl Progress {
     pub(super) fn log(self, line: &str) {
         self.log.update(|l| {
             if l.last().map(String::as_str) != Some(line) {
-                l.push(line.to_string());
+                l.push(line.to_owned());
             }
         });
     }
