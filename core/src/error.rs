@@ -1,7 +1,43 @@
 //! The one error type of kiln-core. Messages match Ollama's wherever clients show them
 //! (`shared/spec/ollama-api.md` §4); the HTTP status is a hint the server maps in one place.
 
+use alloc::borrow::Cow;
 use alloc::string::String;
+
+/// Characters of request input an error message echoes (a name, a key, a role).
+pub const ECHO_CHARS: usize = 64;
+
+/// `s` cut to [`ECHO_CHARS`] characters, with `…` when cut: an error never echoes unbounded
+/// input. Clipping a clipped string changes nothing.
+#[must_use]
+pub fn clip(s: &str) -> Cow<'_, str> {
+    clip_to(s, ECHO_CHARS)
+}
+
+/// `s` cut to `max` characters, with `…` when cut.
+#[must_use]
+pub fn clip_to(s: &str, max: usize) -> Cow<'_, str> {
+    match s.char_indices().nth(max) {
+        Some((at, _)) if s[at..].chars().ne(core::iter::once('…')) => Cow::Owned(alloc::format!("{}…", &s[..at])),
+        _ => Cow::Borrowed(s),
+    }
+}
+
+/// Characters a longer message (a decoder's or a template parser's, which quote the input)
+/// keeps: its start, and its end, where the position is.
+const MESSAGE_HEAD: usize = 240;
+const MESSAGE_TAIL: usize = 60;
+
+/// A long message cut in the middle.
+fn clip_middle(s: &str) -> Cow<'_, str> {
+    let n = s.chars().count();
+    if n <= MESSAGE_HEAD + MESSAGE_TAIL + 1 {
+        return Cow::Borrowed(s);
+    }
+    let head: String = s.chars().take(MESSAGE_HEAD).collect();
+    let tail: String = s.chars().skip(n - MESSAGE_TAIL).collect();
+    Cow::Owned(alloc::format!("{head}…{tail}"))
+}
 
 /// Every validation failure kiln-core can report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -10,7 +46,7 @@ pub enum Error {
     #[error("missing request body")]
     MissingBody,
     /// The body is not valid JSON, or a field has the wrong JSON type.
-    #[error("{0}")]
+    #[error("{}", clip_middle(.0))]
     BadJson(String),
     /// `model`/`name` is missing or blank.
     #[error("model is required")]
@@ -19,13 +55,13 @@ pub enum Error {
     #[error("invalid model name")]
     InvalidModelName,
     /// A delete name that does not parse.
-    #[error("name \"{0}\" is invalid")]
+    #[error("name \"{}\" is invalid", clip(.0))]
     InvalidDeleteName(String),
     /// A copy source that does not parse.
-    #[error("source \"{0}\" is invalid")]
+    #[error("source \"{}\" is invalid", clip(.0))]
     InvalidSource(String),
     /// A copy destination that does not parse.
-    #[error("destination \"{0}\" is invalid")]
+    #[error("destination \"{}\" is invalid", clip(.0))]
     InvalidDestination(String),
     /// A digest that is not `sha256:` + 64 hex digits.
     #[error("invalid digest format")]
@@ -48,7 +84,7 @@ pub enum Error {
     #[error("only one adapter is currently supported")]
     TooManyAdapters,
     /// Remote (cloud) stubs need a registry; kiln has none.
-    #[error("remote models are not supported by kiln: '{0}'")]
+    #[error("remote models are not supported by kiln: '{}'", clip(.0))]
     RemoteUnsupported(String),
     /// Draft models are not supported yet.
     #[error("draft models are not supported by kiln yet")]
@@ -57,7 +93,7 @@ pub enum Error {
     #[error("--draft-quantize requires a DRAFT model")]
     DraftQuantizeWithoutDraft,
     /// A `parameters` key Ollama does not know.
-    #[error("unknown parameter '{key}'{hint}")]
+    #[error("unknown parameter '{}'{hint}", clip(key))]
     UnknownParameter {
         /// The key as sent.
         key: String,
@@ -65,7 +101,7 @@ pub enum Error {
         hint: String,
     },
     /// A `parameters` value of the wrong JSON type.
-    #[error("invalid value for parameter '{key}': expected {expected}, got {got}")]
+    #[error("invalid value for parameter '{}': expected {expected}, got {}", clip(key), clip_middle(got))]
     ParameterType {
         /// The key as sent.
         key: String,
@@ -75,7 +111,10 @@ pub enum Error {
         got: String,
     },
     /// A message role outside system/user/assistant/tool.
-    #[error("invalid role '{role}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\"")]
+    #[error(
+        "invalid role '{}' in message {index}: must be one of \"system\", \"user\", \"assistant\" or \"tool\"",
+        clip(role)
+    )]
     MessageRole {
         /// The role as sent.
         role: String,
@@ -83,15 +122,16 @@ pub enum Error {
         index: usize,
     },
     /// A template whose actions do not balance.
-    #[error("template error: {0}")]
+    #[error("template error: {}", clip_middle(.0))]
     Template(String),
     /// A `quantize` value outside the supported vocabulary.
     #[error(
-        "unsupported quantization type {0} - supported types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K"
+        "unsupported quantization type {} - supported types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K",
+        clip(.0)
     )]
     UnsupportedQuantization(String),
     /// A model that does not exist (show/`from`).
-    #[error("model '{0}' not found")]
+    #[error("model '{}' not found", clip(.0))]
     ModelNotFound(String),
 }
 
@@ -103,5 +143,25 @@ impl Error {
             Self::ModelNotFound(_) => 404,
             _ => 400,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_input_is_clipped() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(100);
+        let c = clip(&long);
+        assert_eq!(c.chars().count(), ECHO_CHARS + 1);
+        assert!(c.ends_with('…'));
+        assert_eq!(clip(&c), c);
+        let e = Error::InvalidDeleteName("x".repeat(1 << 20)).to_string();
+        assert_eq!(e, alloc::format!("name \"{}…\" is invalid", "x".repeat(ECHO_CHARS)));
+        let e = Error::BadJson(alloc::format!("invalid type: string \"{}\" at line 1 column 9", "y".repeat(1 << 20)));
+        assert!(e.to_string().len() < 400 && e.to_string().ends_with("at line 1 column 9"), "{e}");
+        assert_eq!(Error::ModelNotFound("m:latest".into()).to_string(), "model 'm:latest' not found");
     }
 }

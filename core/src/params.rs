@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use crate::Error;
+use crate::error::clip;
 
 /// The JSON type a parameter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +88,7 @@ fn describe_value(v: &Value) -> String {
         Value::Bool(_) => "a boolean".to_owned(),
         Value::Number(n) if n.is_f64() => format!("the number {n}"),
         Value::Number(_) => "an integer".to_owned(),
-        Value::String(s) => format!("the string {s:?}"),
+        Value::String(s) => format!("the string {:?}", clip(s)),
         Value::Array(_) => "an array".to_owned(),
         Value::Object(_) => "an object".to_owned(),
     }
@@ -108,19 +109,32 @@ fn distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A hint is at most this many edits away.
+const HINT_DISTANCE: usize = 3;
+
+/// `; did you mean 'x'?` for a near miss, or empty. The edit distance costs the key's length
+/// times the candidate's, so a key longer than every parameter by more than the hint distance
+/// (which no parameter can be near) is not compared at all.
+fn hint(key: &str) -> String {
+    let longest = PARAMETERS.iter().map(|(k, _, _)| k.len()).max().unwrap_or(0);
+    if key.len() > longest + HINT_DISTANCE {
+        return String::new();
+    }
+    PARAMETERS
+        .iter()
+        .map(|(k, _, _)| (distance(&key.to_ascii_lowercase(), k), *k))
+        .min()
+        .filter(|(d, _)| *d <= HINT_DISTANCE)
+        .map_or_else(String::new, |(_, k)| format!("; did you mean '{k}'?"))
+}
+
 /// Checks one parameter.
 ///
 /// # Errors
 /// [`Error::UnknownParameter`] or [`Error::ParameterType`].
 pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
     let Some(&(_, ty, nullable)) = PARAMETERS.iter().find(|(k, _, _)| *k == key) else {
-        let hint = PARAMETERS
-            .iter()
-            .map(|(k, _, _)| (distance(&key.to_ascii_lowercase(), k), *k))
-            .min()
-            .filter(|(d, _)| *d <= 3)
-            .map_or_else(String::new, |(_, k)| format!("; did you mean '{k}'?"));
-        return Err(Error::UnknownParameter { key: key.to_owned(), hint });
+        return Err(Error::UnknownParameter { key: clip(key).into_owned(), hint: hint(key) });
     };
     let ok = match (ty, value) {
         (_, Value::Null) => nullable,
@@ -136,7 +150,7 @@ pub fn check_param(key: &str, value: &Value) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::ParameterType { key: key.to_owned(), expected: ty.describe(), got: describe_value(value) })
+        Err(Error::ParameterType { key: clip(key).into_owned(), expected: ty.describe(), got: describe_value(value) })
     }
 }
 
@@ -182,5 +196,19 @@ mod tests {
         assert!(check_param("stop", &json!([1])).is_err());
         assert!(check_param("top_k", &json!(null)).is_err());
         assert!(check_param("zzzzzzzzzz", &json!(1)).unwrap_err().to_string().ends_with("'zzzzzzzzzz'"));
+    }
+
+    #[test]
+    fn huge_keys_cost_little_and_are_not_echoed_whole() {
+        let key = "temperature".repeat(1 << 17);
+        let t0 = std::time::Instant::now();
+        let e = check_param(&key, &json!(1)).unwrap_err().to_string();
+        assert!(t0.elapsed() < std::time::Duration::from_millis(200), "{:?}", t0.elapsed());
+        assert!(e.len() < 120 && e.ends_with("…'"), "{e}");
+        // A near miss within the hint distance of the longest key still gets its hint.
+        let e = check_param("draft_num_predictxyz", &json!(1)).unwrap_err().to_string();
+        assert!(e.ends_with("did you mean 'draft_num_predict'?"), "{e}");
+        let e = check_param("num_ctx", &json!("x".repeat(1000))).unwrap_err().to_string();
+        assert!(e.len() < 160, "{e}");
     }
 }

@@ -209,6 +209,7 @@ async fn create_bench(
         threads: Some(threads),
         ui: None,
         origins: String::new(),
+        limits: crate::config::LimitArgs::default(),
     };
     let state = match crate::state::AppState::new(store, &args) {
         Ok(s) => s,

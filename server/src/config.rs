@@ -61,6 +61,49 @@ pub struct ServeArgs {
     /// Extra allowed CORS origins, comma-separated (`*` wildcards), added to Ollama's defaults.
     #[arg(long, env = "OLLAMA_ORIGINS", default_value = "")]
     pub origins: String,
+    /// Timeouts and caps against slow and hostile clients.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Timeouts and caps of `kiln serve` (README, "Limits").
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Seconds a client has to send a whole request head (from connecting, or from the first
+    /// byte of a later request on the connection) before it is disconnected.
+    #[arg(long, env = "KILN_HEADER_TIMEOUT", default_value_t = 10, value_name = "SECS")]
+    pub header_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open between requests.
+    #[arg(long, env = "KILN_IDLE_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub idle_timeout: u64,
+    /// Seconds a request body (JSON or blob upload) may go without a byte before the request
+    /// fails and what it buffered or wrote is freed.
+    #[arg(long, env = "KILN_BODY_TIMEOUT", default_value_t = 30, value_name = "SECS")]
+    pub body_timeout: u64,
+    /// MiB of JSON request bodies buffered at once across all connections; a body that would
+    /// go over gets `503`.
+    #[arg(long, env = "KILN_JSON_BUFFER_MIB", default_value_t = 256, value_name = "MIB")]
+    pub json_buffer_mib: u64,
+    /// Open connections served at once; more are answered `503` and closed (default: half of
+    /// the file-descriptor limit, which kiln raises to its hard limit at start-up).
+    #[arg(long, env = "KILN_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a shutdown (SIGTERM, Ctrl-C) waits for requests in flight before cancelling them.
+    #[arg(long, env = "KILN_SHUTDOWN_TIMEOUT", default_value_t = 10, value_name = "SECS")]
+    pub shutdown_timeout: u64,
+}
+
+impl Default for LimitArgs {
+    fn default() -> Self {
+        Self {
+            header_timeout: 10,
+            idle_timeout: 30,
+            body_timeout: 30,
+            json_buffer_mib: 256,
+            max_connections: None,
+            shutdown_timeout: 10,
+        }
+    }
 }
 
 fn default_models() -> PathBuf {

@@ -49,21 +49,29 @@ pub fn run(cli: config::Cli) -> ExitCode {
 }
 
 fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
+    // Before anything opens files: a server that runs out of descriptors stops answering.
+    let fd_cap = http::serve::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(async move {
+    let result = rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
         let store = store::Store::open(&args.models)?;
         let mut state = state::AppState::new(store, &args)?;
         state.loopback = addr.ip().is_loopback();
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
-        tracing::info!(address = %local, models = %args.models.display(), "kiln listening");
+        let limits = std::sync::Arc::clone(&state.limits);
+        let max_connections = limits.max_connections.unwrap_or(fd_cap);
+        tracing::info!(address = %local, models = %args.models.display(), max_connections, "kiln listening");
         // Tests and scripts read this line to learn the port when they bind port 0.
         println!("kiln listening on {local}");
         let app = http::app(state);
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
-        Ok(())
-    })
+        http::serve::serve(listener, app, limits, max_connections, shutdown_signal()).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    });
+    // Work that outlived the shutdown deadline (a quantization on a blocking thread) is not
+    // waited for: its temp files are swept at the next start.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn shutdown_signal() {

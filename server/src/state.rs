@@ -21,6 +21,8 @@ pub struct AppState {
     pub hostname: Option<String>,
     /// Extra CORS origins (`OLLAMA_ORIGINS`).
     pub origins: String,
+    /// Timeouts and caps against slow and hostile clients.
+    pub limits: Arc<crate::http::limits::Limits>,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
             loopback: true,
             hostname: crate::http::guard::machine_hostname(),
             origins: args.origins.clone(),
+            limits: Arc::new(crate::http::limits::Limits::new(&args.limits)),
         })
     }
 }

@@ -269,3 +269,69 @@ pub fn seed(test: &str) -> u64 {
     eprintln!("{test}: seed {seed} (replay with KILN_SEED={seed})");
     seed
 }
+
+/// Connection-level helpers (`limits.rs`): the server process and raw sockets.
+impl TestServer {
+    /// `127.0.0.1:PORT`.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// The server's resident memory (`VmRSS`), in MiB.
+    pub fn rss_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .expect("VmRSS");
+        kib >> 10
+    }
+
+    /// The server's `/proc/PID/limits` line for open files: (soft, hard).
+    pub fn nofile_limit(&self) -> (String, String) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).expect("proc limits");
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).expect("open files line").to_owned();
+        let mut w = line.split_whitespace().skip(3);
+        (w.next().unwrap_or_default().to_owned(), w.next().unwrap_or_default().to_owned())
+    }
+
+    /// Sends `SIGTERM` and waits up to `within` for the process to exit; `None` if it did not.
+    pub fn terminate(&mut self, within: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let t0 = std::time::Instant::now();
+        let ok = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        assert!(ok.success());
+        while t0.elapsed() < within {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some((status, t0.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// A raw connection to `addr` with read and write timeouts.
+pub fn connect(addr: &str, timeout: Duration) -> std::net::TcpStream {
+    let c = std::net::TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(timeout)).expect("read timeout");
+    c.set_write_timeout(Some(timeout)).expect("write timeout");
+    c
+}
+
+/// Reads until the server closes the connection (or the read timeout): how long that took and
+/// whether it was a close (EOF or reset) rather than the timeout.
+pub fn time_until_closed(c: &mut std::net::TcpStream) -> (Duration, bool) {
+    let t0 = std::time::Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return (t0.elapsed(), true),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                return (t0.elapsed(), false);
+            }
+            Err(_) => return (t0.elapsed(), true),
+        }
+    }
+}

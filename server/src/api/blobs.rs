@@ -5,12 +5,12 @@
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use futures_util::StreamExt;
 use kiln_core::Digest;
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use crate::http::error::ApiError;
+use crate::http::limits::BodyError;
 use crate::state::AppState;
 use crate::store::blobs::finish;
 
@@ -25,6 +25,14 @@ pub async fn head(State(state): State<AppState>, Path(digest): Path<String>) -> 
         Ok(StatusCode::OK)
     } else {
         Err(ApiError::not_found(format!("blob \"{d}\" not found")))
+    }
+}
+
+/// A read failure keeps its upload wording; a stall is the limits' 408.
+fn interrupted(e: BodyError) -> ApiError {
+    match e {
+        BodyError::Read(e) => ApiError::bad_request(format!("upload interrupted: {e}")),
+        e => e.into(),
     }
 }
 
@@ -46,9 +54,7 @@ pub async fn upload(
         // connection under a client still sending, which that client sees as a transport error
         // instead of this 200.
         let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        }
+        while state.limits.next_chunk(&mut stream).await.map_err(interrupted)?.is_some() {}
         return Ok(StatusCode::OK);
     }
     let _pin = store.pin([expected.clone()]);
@@ -56,8 +62,8 @@ pub async fn upload(
     let mut file = tokio::fs::File::from_std(tmp.as_file().try_clone()?);
     let mut hasher = Sha256::new();
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+    // A stalled upload fails after the body timeout, which removes its temp file.
+    while let Some(chunk) = state.limits.next_chunk(&mut stream).await.map_err(interrupted)? {
         hasher.update(&chunk);
         file.write_all(&chunk).await?;
     }

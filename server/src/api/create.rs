@@ -15,7 +15,11 @@ use crate::state::AppState;
 /// `POST /api/create`.
 #[utoipa::path(post, path = "/api/create", request_body = CreateRequest, responses((status = 200, description = "Progress lines (stream) or one status object", content((crate::http::openapi::StatusResponse = "application/json"), (ProgressEvent = "application/x-ndjson"))), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "The `from` model does not exist", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Storage failure", body = crate::http::openapi::ErrorResponse), (status = 507, description = "Disk full", body = crate::http::openapi::ErrorResponse)))]
 pub async fn create(State(state): State<AppState>, JsonBody(body): JsonBody) -> Response {
-    let plan = match extract::json::<CreateRequest>(&body).and_then(|r| validate_create(&r).map_err(Into::into)) {
+    // Decoding and validating grow with the body (up to 64 MiB): off the async workers.
+    let plan = extract::decode_with(body, |b| {
+        extract::json::<CreateRequest>(b).and_then(|r| validate_create(&r).map_err(Into::into))
+    });
+    let plan = match plan.await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };

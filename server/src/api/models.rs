@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use kiln_core::error::clip;
 use kiln_core::gguf::{Array, Header, Value as GValue};
 use kiln_core::request::{
     CopyRequest, DeleteRequest, ListModel, ListResponse, Message, ModelDetails, ShowRequest, ShowResponse, ShowTensor,
@@ -301,7 +302,7 @@ fn show_response(store: &Store, name: &ModelName, m: &StoredManifest, verbose: b
 /// 400 for a bad name, 404 for an unknown model.
 #[utoipa::path(post, path = "/api/show", request_body = ShowRequest, responses((status = 200, description = "Model details", body = ShowResponse), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Corrupt manifest or storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn show(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<Json<ShowResponse>, ApiError> {
-    let req: ShowRequest = extract::json(&body)?;
+    let req: ShowRequest = extract::decode(body).await?;
     let name = parse_name(req.model.as_deref().filter(|m| !m.is_empty()).or(req.name.as_deref()))?;
     let verbose = req.verbose.unwrap_or(false);
     let store = state.store.clone();
@@ -321,7 +322,7 @@ pub async fn show(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
 /// 400 for bad names, 404 for an unknown source.
 #[utoipa::path(post, path = "/api/copy", request_body = CopyRequest, responses((status = 200, description = "Copied"), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Corrupt manifest or storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
-    let req: CopyRequest = extract::json(&body)?;
+    let req: CopyRequest = extract::decode(body).await?;
     let src = ModelName::parse(&req.source).ok_or_else(|| Error::InvalidSource(req.source.clone()))?;
     let dst = ModelName::parse(&req.destination).ok_or_else(|| Error::InvalidDestination(req.destination.clone()))?;
     let store = state.store.clone();
@@ -330,7 +331,7 @@ pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
         let dst = store.resolve(&dst);
         let m = store
             .read_manifest(&src)?
-            .ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", req.source)))?;
+            .ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", clip(&req.source))))?;
         if src != dst {
             let old = store.read_manifest(&dst).ok().flatten().map(|o| o.manifest);
             store.write_manifest(&dst, &m.bytes, old.as_ref())?;
@@ -346,7 +347,7 @@ pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
 /// 400 for a bad name, 404 for an unknown model.
 #[utoipa::path(delete, path = "/api/delete", request_body = DeleteRequest, responses((status = 200, description = "Deleted"), (status = 400, description = "Invalid request", body = crate::http::openapi::ErrorResponse), (status = 404, description = "No such model", body = crate::http::openapi::ErrorResponse), (status = 413, description = "Body over 64 MiB", body = crate::http::openapi::ErrorResponse), (status = 500, description = "Storage failure", body = crate::http::openapi::ErrorResponse)))]
 pub async fn delete(State(state): State<AppState>, JsonBody(body): JsonBody) -> Result<StatusCode, ApiError> {
-    let req: DeleteRequest = extract::json(&body)?;
+    let req: DeleteRequest = extract::decode(body).await?;
     let raw = req.model.filter(|m| !m.trim().is_empty()).or(req.name).unwrap_or_default();
     if raw.trim().is_empty() {
         return Err(Error::ModelRequired.into());
@@ -357,7 +358,7 @@ pub async fn delete(State(state): State<AppState>, JsonBody(body): JsonBody) -> 
         let name = store.resolve(&name);
         match store.read_manifest(&name) {
             Ok(Some(m)) => store.delete_manifest(&m)?,
-            Ok(None) => return Err(ApiError::not_found(format!("model '{raw}' not found"))),
+            Ok(None) => return Err(ApiError::not_found(format!("model '{}' not found", clip(&raw)))),
             // A corrupt manifest can still be deleted: that is how a user gets rid of it.
             Err(e @ StoreError::BadManifest { .. }) => {
                 tracing::warn!("deleting {e}");

@@ -5,9 +5,14 @@
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::limits::BodyError;
 use crate::create::CreateError;
 use crate::quantize::QuantError;
 use crate::store::StoreError;
+
+/// The most characters of an error message a client is sent (kiln's own messages are far
+/// shorter; this bounds any that quote input).
+pub const MESSAGE_CHARS: usize = 1024;
 
 /// An error answered to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +42,19 @@ impl ApiError {
     /// Logs a server error (5xx) as it goes out; client errors are the client's to read.
     #[must_use]
     pub fn logged(self) -> Self {
-        if self.status.is_server_error() {
+        // A 503 is load shedding (a cap reached), the server working as meant.
+        if self.status.is_server_error() && self.status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(status = self.status.as_u16(), "internal error: {}", self.message);
         }
         self
     }
 
-    /// `{"error":"…"}` as bytes.
+    /// `{"error":"…"}` as bytes; a message is cut at [`MESSAGE_CHARS`], so that no path can
+    /// echo a whole request back.
     #[must_use]
     pub fn body(&self) -> String {
         let mut s = String::from("{\"error\":");
-        kiln_core::gojson::write_str(&mut s, &self.message);
+        kiln_core::gojson::write_str(&mut s, &kiln_core::error::clip_to(&self.message, MESSAGE_CHARS));
         s.push('}');
         s
     }
@@ -75,6 +82,18 @@ impl From<std::io::Error> for ApiError {
             };
         }
         Self::internal(e.to_string())
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        let status = match e {
+            BodyError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
+            BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BodyError::Read(_) => return Self::bad_request(format!("could not read the request body: {e}")),
+        };
+        Self { status, message: e.to_string() }
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod limits;
 pub mod ndjson;
 pub mod openapi;
+pub mod serve;
 pub mod ui;
 
 use axum::Router;

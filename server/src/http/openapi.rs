@@ -144,6 +144,7 @@ mod tests {
             loopback: false,
             hostname: None,
             origins: String::new(),
+            limits: Arc::new(crate::http::limits::Limits::new(&crate::config::LimitArgs::default())),
         };
         let app = super::super::app(state);
         let methods = [
