@@ -1,8 +1,127 @@
-//! The store stays consistent (issue 15): a name the store cannot hold is a 400 everywhere.
+//! The store stays consistent under disconnects and races (issue 15): no blob is left that
+//! nothing references, and a name the store cannot hold is a 400.
 
-use serde_json::json;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, SystemTime};
 
-use crate::util::{TestServer, minimal_gguf};
+use serde_json::{Value, json};
+
+use crate::util::{TestServer, minimal_gguf, tiny_llama};
+
+const SETTLE: Duration = Duration::from_secs(10);
+
+fn status(v: &Value) -> &str {
+    v["status"].as_str().unwrap_or("")
+}
+
+fn is_quantize_tick(v: &Value) -> bool {
+    status(v).starts_with("quantizing") && v["total"].as_u64().is_some()
+}
+
+/// A client that goes away before, during and just after quantization (before the manifest is
+/// written) leaves no blob behind: what the create wrote is collected, the upload it used stays.
+#[test]
+fn disconnect_at_each_create_phase_leaves_no_orphan() {
+    let s = TestServer::start();
+    let base = s.upload(&tiny_llama());
+    // A model that references the upload, so the store is orphan-free before each round.
+    s.create_ok(&json!({"model": "base", "files": {"t.gguf": base}}));
+    type Stop = fn(&Value) -> bool;
+    let phases: [(&str, Stop); 3] = [
+        ("before quantize", |v| status(v) == "parsing GGUF"),
+        ("during quantize", |v| is_quantize_tick(v) && v["completed"].as_u64().unwrap_or(0) > 0),
+        ("after quantize", |v| is_quantize_tick(v) && v["completed"] == v["total"]),
+    ];
+    let mut completed_anyway = 0;
+    for round in 0..2 {
+        for (phase, stop) in phases {
+            let req = json!({"model": "gone", "files": {"t.gguf": base}, "quantize": "q8_0",
+                "system": format!("{phase} {round}")});
+            let seen = s.create_then_disconnect(&req, stop);
+            assert!(seen.iter().any(stop), "{phase}: the stream never reached that point: {seen:?}");
+            let (ok, report) = s.fsck_settled(SETTLE);
+            assert!(ok, "{phase} (round {round}): a disconnect left the store unclean:\n{report}");
+            // The server may finish the create before it sees the client go; then it is whole.
+            if s.delete(&json!({"model": "gone"})).status == 200 {
+                completed_anyway += 1;
+            }
+        }
+    }
+    let (ok, report) = s.fsck();
+    assert!(ok, "{report}");
+    eprintln!("disconnects: 6 creates abandoned at 3 phases ({completed_anyway} finished first); no orphan");
+}
+
+/// Concurrent creates of one name: each replaced manifest's blobs are collected, whichever
+/// create wrote them.
+#[test]
+fn same_name_races_leave_no_orphan() {
+    let s = Arc::new(TestServer::start());
+    let base = s.upload(&minimal_gguf());
+    s.create_ok(&json!({"model": "keep", "files": {"m.gguf": base}}));
+    let (rounds, clients) = (5, 4);
+    for round in 0..rounds {
+        let barrier = Arc::new(Barrier::new(clients));
+        let handles: Vec<_> = (0..clients)
+            .map(|i| {
+                let (s, base, barrier) = (s.clone(), base.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let req = json!({"model": "race", "files": {"m.gguf": base},
+                        "system": format!("round {round} writer {i}"), "stream": false});
+                    barrier.wait();
+                    let r = s.post("/api/create", &req);
+                    assert_eq!(r.status, 200, "round {round} writer {i}: {}", r.body);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let (ok, report) = s.fsck_settled(SETTLE);
+        assert!(ok, "round {round}: orphans after {clients} concurrent creates of one name:\n{report}");
+    }
+    let show = s.post("/api/show", &json!({"model": "race"}));
+    assert_eq!(show.status, 200, "{}", show.body);
+    eprintln!("same-name races: {rounds} rounds of {clients}; {}", s.fsck().1.lines().last().unwrap_or_default());
+}
+
+/// Ollama's start-up prune: an old unreferenced blob goes at a restart, a fresh one (within the
+/// grace hour) and a referenced one stay; `OLLAMA_NOPRUNE` keeps everything.
+#[test]
+fn restart_prunes_unreferenced_blobs_unless_noprune() {
+    let s = TestServer::start();
+    let used = s.upload(&minimal_gguf());
+    s.create_ok(&json!({"model": "m", "files": {"m.gguf": used}}));
+    let old = s.upload(b"an upload no create ever used");
+    let fresh = s.upload(b"an upload that may still be used");
+    let blob = |models: &std::path::Path, d: &str| models.join("blobs").join(d.replace(':', "-"));
+    let age = |path: &std::path::Path| {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::now() - Duration::from_secs(2 * 3600)).unwrap();
+    };
+    age(&blob(s.models.path(), &old));
+    age(&blob(s.models.path(), &used));
+    // Empty manifest folders go too.
+    std::fs::create_dir_all(s.models.path().join("manifests/example.com/ns/gone")).unwrap();
+    let models = s.stop();
+
+    let mut cmd = std::process::Command::new(crate::util::kiln_bin());
+    cmd.env("OLLAMA_NOPRUNE", "1").args(["serve", "--host", "127.0.0.1:0", "--models"]).arg(models.path());
+    let s = TestServer::spawn(cmd, models);
+    assert!(blob(s.models.path(), &old).is_file(), "OLLAMA_NOPRUNE=1 keeps unreferenced blobs");
+    assert_eq!(s.request("HEAD", &format!("/api/blobs/{old}"), None).status, 200);
+    let models = s.stop();
+
+    let s = TestServer::start_in(models, &[]);
+    assert!(!blob(s.models.path(), &old).exists(), "an unreferenced blob older than an hour is pruned");
+    assert_eq!(s.request("HEAD", &format!("/api/blobs/{old}"), None).status, 404);
+    assert!(blob(s.models.path(), &fresh).is_file(), "a blob uploaded within the hour is kept");
+    assert!(blob(s.models.path(), &used).is_file(), "a referenced blob is kept, however old");
+    assert!(!s.models.path().join("manifests/example.com").exists(), "empty manifest folders are removed");
+    assert_eq!(s.post("/api/show", &json!({"model": "m"})).status, 200);
+    let (ok, report) = s.fsck_allowing_orphans();
+    assert!(ok && report.contains("1 orphans"), "only the fresh upload is left over:\n{report}");
+}
 
 /// A host longer than a file name can be is refused by every endpoint with a 400, and nothing
 /// is written.
