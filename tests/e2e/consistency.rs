@@ -1,12 +1,13 @@
 //! The store stays consistent under disconnects and races (issue 15): no blob is left that
-//! nothing references, and a name the store cannot hold is a 400.
+//! nothing references, a name the store cannot hold is a 400, and names differing only in case
+//! end as one model.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, minimal_gguf, tiny_llama};
+use crate::util::{TestServer, list_files, minimal_gguf, tiny_llama};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -154,4 +155,52 @@ fn names_the_store_cannot_hold_are_refused() {
     assert_eq!(s.delete(&json!({"model": longest})).status, 200);
     let (ok, report) = s.fsck();
     assert!(ok, "{report}");
+}
+
+/// Concurrent creates of names that differ only in case end as one model, stored under one
+/// spelling, with no blob of the others left behind.
+#[test]
+fn case_variants_created_concurrently_are_one_model() {
+    let s = Arc::new(TestServer::start());
+    let base = s.upload(&minimal_gguf());
+    s.create_ok(&json!({"model": "keep", "files": {"m.gguf": base}}));
+    let variants = ["Case", "case", "CASE", "cASE", "CaSe", "casE"];
+    for round in 0..3 {
+        let barrier = Arc::new(Barrier::new(variants.len()));
+        let handles: Vec<_> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (s, base, barrier) = (s.clone(), base.clone(), barrier.clone());
+                let name = (*name).to_owned();
+                std::thread::spawn(move || {
+                    let req = json!({"model": name, "files": {"m.gguf": base},
+                        "system": format!("round {round} writer {i}"), "stream": false});
+                    barrier.wait();
+                    let r = s.post("/api/create", &req);
+                    assert_eq!(r.status, 200, "{name}: {}", r.body);
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let tags = s.get("/api/tags").json();
+        let names: Vec<&str> = tags["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|m| m["name"].as_str())
+            .filter(|n| *n != "keep:latest")
+            .collect();
+        assert_eq!(names.len(), 1, "round {round}: case variants became separate models: {names:?}");
+        let manifests: Vec<String> = list_files(&s.models.path().join("manifests"))
+            .into_iter()
+            .filter(|f| f.to_lowercase().contains("/case/"))
+            .collect();
+        assert_eq!(manifests.len(), 1, "round {round}: {manifests:?}");
+        let (ok, report) = s.fsck_settled(SETTLE);
+        assert!(ok, "round {round}: {report}");
+        assert_eq!(s.delete(&json!({"model": "CASE"})).status, 200);
+    }
 }

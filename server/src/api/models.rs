@@ -332,6 +332,7 @@ pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
             .read_manifest(&src)?
             .ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", req.source)))?;
         if src != dst {
+            // Resolves `dst`'s stored spelling again under the store lock, with the write.
             store.write_manifest(&dst, &m.bytes)?;
         }
         Ok(StatusCode::OK)

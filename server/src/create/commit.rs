@@ -17,7 +17,7 @@ use crate::store::{ConfigFile, Manifest, Pin, Store, media};
 /// What the new model is made of.
 #[derive(Debug)]
 pub(super) struct Model {
-    /// The name to write, in its stored spelling.
+    /// The name to write; the store writes it under its stored spelling, if it has one.
     pub name: ModelName,
     /// Its layers in order.
     pub staged: Vec<Staged>,

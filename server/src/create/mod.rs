@@ -133,11 +133,7 @@ async fn create(
         }
     }
     layers::stage(store, plan, &mut sources.staged, pin).await?;
-    let model = commit::Model {
-        name: store.resolve(&plan.name),
-        staged: sources.staged,
-        headers: sources.headers,
-        base: sources.base,
-    };
+    let model =
+        commit::Model { name: plan.name.clone(), staged: sources.staged, headers: sources.headers, base: sources.base };
     commit::commit(store, plan, model, pin, events).await
 }

@@ -199,18 +199,19 @@ impl Store {
             .collect()
     }
 
-    /// Writes `bytes` as the manifest of `name` (atomically), then collects the blobs of the
-    /// manifest it replaced that nothing references any more. Returns the name written.
+    /// Writes `bytes` as the manifest of `name` (atomically) under its stored spelling, then
+    /// collects the blobs of the manifest it replaced that nothing references any more. Returns
+    /// the name written.
     ///
-    /// The replaced manifest is read under the store lock, in the same step as the write: of two
-    /// concurrent writes of one name, each collects what the other wrote, not what it saw before
-    /// it started.
+    /// The spelling is resolved and the replaced manifest read under the store lock, in the same
+    /// step as the write: two concurrent writes of `Case` and `case` then end as one manifest,
+    /// and each collects what the other wrote, not what it saw before it started.
     ///
     /// # Errors
     /// Filesystem errors; the previous manifest is then unchanged.
     pub fn write_manifest(&self, name: &ModelName, bytes: &[u8]) -> Result<ModelName, StoreError> {
         let _guard = self.locked();
-        let name = name.clone();
+        let name = self.resolve(name);
         let old = match self.read_manifest(&name) {
             Ok(m) => m.map(|m| m.manifest),
             // Its blobs cannot be known: the start-up prune or `kiln fsck --repair` gets them.
