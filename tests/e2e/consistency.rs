@@ -1,13 +1,13 @@
-//! The store stays consistent under disconnects and races (issue 15): no blob is left that
-//! nothing references, a name the store cannot hold is a 400, and names differing only in case
-//! end as one model.
+//! The store stays consistent under disconnects and races (issue 15, defects 3–6): no blob is
+//! left that nothing references, an upload's 200 means the blob is there, a name the store
+//! cannot hold is a 400, and names differing only in case end as one model.
 
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
-use crate::util::{TestServer, list_files, minimal_gguf, tiny_llama};
+use crate::util::{TestServer, digest, list_files, minimal_gguf, tiny_llama};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -122,6 +122,53 @@ fn restart_prunes_unreferenced_blobs_unless_noprune() {
     assert_eq!(s.post("/api/show", &json!({"model": "m"})).status, 200);
     let (ok, report) = s.fsck_allowing_orphans();
     assert!(ok && report.contains("1 orphans"), "only the fresh upload is left over:\n{report}");
+}
+
+/// `POST /api/blobs/<digest>` on a raw socket: the first half of `body`, then `meanwhile` (while
+/// the server is reading the upload), then the rest. The response's status.
+fn upload_split(s: &TestServer, d: &str, body: &[u8], meanwhile: impl FnOnce()) -> u16 {
+    use std::io::{BufRead as _, Write as _};
+    let addr = s.url.trim_start_matches("http://");
+    let mut sock = std::net::TcpStream::connect(addr).unwrap();
+    write!(sock, "POST /api/blobs/{d} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    let (first, rest) = body.split_at(body.len() / 2);
+    sock.write_all(first).unwrap();
+    meanwhile();
+    sock.write_all(rest).unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(sock).read_line(&mut line).unwrap();
+    line.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or_else(|| panic!("bad status line {line:?}"))
+}
+
+/// An upload of a blob that exists races a delete of the only model using it: the delete lands
+/// while the body is still arriving, and the upload's 200 (or 201) must still mean `HEAD` finds
+/// the blob.
+#[test]
+fn upload_of_existing_blob_survives_a_concurrent_delete() {
+    let s = TestServer::start();
+    let body = tiny_llama();
+    let d = digest(&body);
+    let rounds = 6;
+    let mut answered = [0; 2];
+    for round in 0..rounds {
+        s.upload(&body);
+        s.create_ok(&json!({"model": "only", "files": {"t.gguf": d}}));
+        let status = upload_split(&s, &d, &body, || {
+            // Long enough for the server to have started on the upload (its existence check).
+            std::thread::sleep(Duration::from_millis(if round % 2 == 0 { 100 } else { 5 }));
+            assert_eq!(s.delete(&json!({"model": "only"})).status, 200);
+        });
+        assert!(status == 200 || status == 201, "round {round}: upload answered {status}");
+        answered[usize::from(status == 201)] += 1;
+        let head = s.request("HEAD", &format!("/api/blobs/{d}"), None);
+        assert_eq!(head.status, 200, "round {round}: the upload answered {status} but the blob is gone");
+    }
+    let (ok, report) = s.fsck_allowing_orphans();
+    assert!(ok, "{report}");
+    eprintln!(
+        "upload/delete race: {rounds} rounds, {} answered 200, {} answered 201; blob there after each",
+        answered[0], answered[1]
+    );
 }
 
 /// A host longer than a file name can be is refused by every endpoint with a 400, and nothing

@@ -40,6 +40,10 @@ pub async fn upload(
 ) -> Result<StatusCode, ApiError> {
     let expected = Digest::parse(&digest)?;
     let store = state.store.clone();
+    // Pinned before the existence check: a delete that races this upload then leaves the blob
+    // in place (`keep` below), so a 200 means a following create finds it. One that ran just
+    // before the pin shows as a missing blob, which is then stored from this body.
+    let pin = store.pin([expected.clone()]);
     if store.has_blob(&expected) {
         store.touch(&expected);
         // Read the body to its end (discarding it): answering early makes hyper close the
@@ -49,9 +53,9 @@ pub async fn upload(
         while let Some(chunk) = stream.next().await {
             chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
         }
+        pin.keep();
         return Ok(StatusCode::OK);
     }
-    let _pin = store.pin([expected.clone()]);
     let tmp = store.blob_temp()?;
     let mut file = tokio::fs::File::from_std(tmp.as_file().try_clone()?);
     let mut hasher = Sha256::new();
@@ -71,5 +75,6 @@ pub async fn upload(
     tokio::task::spawn_blocking(move || store2.publish_blob(tmp, &got))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    pin.keep();
     Ok(StatusCode::CREATED)
 }

@@ -196,6 +196,16 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_pin_cancels_the_deferred_collection() {
+        let (_dir, store, d) = store_with_model(b"model");
+        let pin = store.pin([d.clone()]);
+        assert!(store.delete_manifest(&ModelName::parse("m").expect("name")).expect("delete"));
+        pin.keep();
+        drop(pin);
+        assert!(store.has_blob(&d), "an upload re-published it");
+    }
+
+    #[test]
     fn an_abandoned_holder_hands_back_what_it_wrote() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");

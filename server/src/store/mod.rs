@@ -173,6 +173,15 @@ impl Pin<'_> {
         self.wrote.push(d);
     }
 
+    /// Marks the pinned blobs as deliberately (re)published, as an upload does: a collection
+    /// deferred while they were pinned no longer applies, so they outlive the pin.
+    pub fn keep(&self) {
+        let mut pins = self.store.pins();
+        for d in &self.digests {
+            pins.deferred.remove(d);
+        }
+    }
+
     /// Unpins everything and returns the blobs that may now be unreferenced: those a collection
     /// deferred while they were pinned and, when `abandoned`, those the holder wrote. Collect
     /// them with [`Store::collect`] (on a blocking thread; dropping the guard instead collects
