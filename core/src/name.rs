@@ -1,7 +1,9 @@
 //! Model names: `[scheme://][host/][namespace/]model[:tag]` (`shared/spec/ollama-api.md` §4.1,
 //! Ollama's `types/model/name.go`). Parsed from the right; defaults filled in; every part checked
 //! against its character set, which is what keeps a name from ever naming a path outside
-//! `manifests/`: no part may hold `/`, `\`, NUL or start with `.`.
+//! `manifests/`: no part may hold `/`, `\`, NUL or start with `.`. Each part is one path component
+//! of the store, so none may be longer than a file name can be ([`MAX_COMPONENT`]; Ollama allows
+//! 350 for the host, which no filesystem can hold).
 
 use alloc::borrow::ToOwned;
 use alloc::string::String;
@@ -13,6 +15,11 @@ pub const DEFAULT_HOST: &str = "registry.ollama.ai";
 pub const DEFAULT_NAMESPACE: &str = "library";
 /// The default tag.
 pub const DEFAULT_TAG: &str = "latest";
+
+/// The longest file name (bytes) of the filesystems a store lives on (ext4, XFS, btrfs, APFS,
+/// NTFS): the longest a name's host may be. Namespace, model and tag keep Ollama's 80, so the
+/// whole path below `manifests/` stays within 255 + 3 × 80 + 3 = 498 bytes, far below `PATH_MAX`.
+pub const MAX_COMPONENT: usize = 255;
 
 /// A fully qualified, valid model name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -37,7 +44,8 @@ enum Part {
 
 fn valid_part(s: &str, part: Part) -> bool {
     let max = match part {
-        Part::Host => 350,
+        // Ollama's 350 would be a valid name the store cannot hold (ENAMETOOLONG).
+        Part::Host => MAX_COMPONENT,
         _ => 80,
     };
     let bytes = s.as_bytes();
@@ -214,6 +222,25 @@ mod tests {
             assert_eq!(full(bad), None, "{bad:?} should be invalid");
         }
         assert!(full(&"a".repeat(80)).is_some());
+    }
+
+    #[test]
+    fn host_fits_in_one_file_name() {
+        let host = |n: usize| alloc::format!("{}/ns/m:t", "h".repeat(n));
+        assert!(full(&host(MAX_COMPONENT)).is_some(), "255 bytes: a file name the store can hold");
+        assert_eq!(full(&host(MAX_COMPONENT + 1)), None, "256 bytes: longer than any file name");
+        assert_eq!(full(&host(300)), None);
+        assert!(ModelName::from_parts(&"h".repeat(255), "ns", "m", "t").is_some());
+        assert!(ModelName::from_parts(&"h".repeat(256), "ns", "m", "t").is_none());
+        let longest = ModelName::parse(&alloc::format!(
+            "{}/{}/{}:{}",
+            "h".repeat(255),
+            "n".repeat(80),
+            "m".repeat(80),
+            "t".repeat(80)
+        ))
+        .unwrap();
+        assert_eq!(longest.parts().iter().map(|p| p.len() + 1).sum::<usize>() - 1, 498);
     }
 
     #[test]

@@ -258,7 +258,7 @@ async fn create_bench(
             let model_name = kiln_core::ModelName::parse(&name).ok_or("name")?;
             let m = state.store.read_manifest(&model_name)?.ok_or("manifest")?;
             out = m.manifest.layers.first().map_or(0, |l| l.size);
-            state.store.delete_manifest(&m)?;
+            state.store.delete_manifest(&model_name)?;
         }
         times.sort_by(f64::total_cmp);
         println!("{:<8} {:>9.3} {:>9.3} {:>12.1} {:>14.0}", t, times[0], times[times.len() / 2], out as f64 / 1e6, rss);

@@ -1,7 +1,9 @@
 //! `kiln fsck`: checks a store the way a crash could have left it. Every manifest parses and
 //! names a valid model; every blob it references exists with the manifest's size and its digest;
-//! no temp files remain; blobs nothing references are listed as orphans. `--repair` removes
-//! orphans and temp files (never a referenced blob). Exit status 1 when the store is inconsistent.
+//! no temp files remain; no blob is left that nothing references (an orphan). `--repair` removes
+//! orphans and temp files (never a referenced blob). Exit status 1 when the store is inconsistent
+//! or holds orphans, unless `--allow-orphans` says they are expected (blobs uploaded for a create
+//! that never ran, which Ollama keeps until the next start-up prune).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,9 @@ pub struct FsckArgs {
     /// Skip re-hashing blobs (sizes are still checked).
     #[arg(long)]
     pub quick: bool,
+    /// Report orphaned blobs without failing: they are expected (uploads no model uses yet).
+    #[arg(long)]
+    pub allow_orphans: bool,
 }
 
 /// What a check found.
@@ -135,7 +140,7 @@ pub fn check(root: &Path, quick: bool) -> Report {
     r
 }
 
-/// Runs `kiln fsck`; `Ok(false)` when the store is inconsistent.
+/// Runs `kiln fsck`; `Ok(false)` when the store is inconsistent or holds unexpected orphans.
 ///
 /// # Errors
 /// When repairs fail.
@@ -156,7 +161,7 @@ pub fn run(args: &FsckArgs) -> Result<bool, Box<dyn std::error::Error>> {
             println!("removed {}", p.display());
         }
     }
-    let leftovers = if args.repair { 0 } else { r.temp.len() };
+    let leftovers = if args.repair { 0 } else { r.temp.len() + if args.allow_orphans { 0 } else { r.orphans.len() } };
     println!(
         "fsck: {} manifests, {} blobs checked, {} orphans, {} temp files, {} errors",
         r.manifests,

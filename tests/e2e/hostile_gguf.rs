@@ -232,7 +232,8 @@ fn hostile_gguf_files_are_refused_with_the_reason() {
         let req = json!({"model": "bad", "files": {"m.gguf": d}, "quantize": "q4_K_M"});
         check(&s, "/api/create", req.to_string().as_bytes(), 400, message);
     }
-    let (ok, report) = s.fsck();
+    // The refused uploads stay, unreferenced, until the start-up prune (as in Ollama).
+    let (ok, report) = s.fsck_allowing_orphans();
     assert!(ok, "{report}");
     assert_eq!(s.get("/api/tags").json()["models"].as_array().unwrap().len(), 1, "only the good model exists");
     eprintln!("hostile GGUF: {} malformed files and {} bad headers refused", uploaded.len(), quantize_cases.len());

@@ -11,6 +11,7 @@ mod util; // TestServer: spawn, HTTP helpers, NDJSON reader, store inspection
 mod bad_input; // every bad request: status, message, store unchanged
 mod blobs; // upload, dedup, HEAD, digest mismatch
 mod concurrency; // 32 uploads + 32 creates + deletes at once
+mod consistency; // disconnects and races leave no orphan; long and case-variant names
 mod crash; // SIGKILL at random points, then kiln fsck
 mod create; // create from files and from models: event order, layers, config
 mod disk_full; // ENOSPC on a small tmpfs: 507, nothing left behind

@@ -335,3 +335,62 @@ pub fn time_until_closed(c: &mut std::net::TcpStream) -> (Duration, bool) {
         }
     }
 }
+
+/// Runs `kiln fsck` with extra flags on a store: (exit success, output).
+pub fn fsck_with(models: &Path, flags: &[&str]) -> (bool, String) {
+    let out =
+        Command::new(kiln_bin()).args(["fsck", "--models"]).arg(models).args(flags).output().expect("run kiln fsck");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl TestServer {
+    /// `kiln fsck --allow-orphans`: for stores that legitimately hold uploads no model uses.
+    pub fn fsck_allowing_orphans(&self) -> (bool, String) {
+        fsck_with(self.models.path(), &["--allow-orphans"])
+    }
+
+    /// Polls `kiln fsck` (orphans included) for up to `wait` until it passes: a create that
+    /// lost its client cleans up just after the connection closes. The last (exit, output).
+    pub fn fsck_settled(&self, wait: Duration) -> (bool, String) {
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let (ok, report) = self.fsck();
+            if ok || std::time::Instant::now() >= deadline {
+                return (ok, report);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts a streaming `POST /api/create` on a raw socket, reads its NDJSON lines until one
+    /// satisfies `stop` (or the stream ends), then drops the connection. The lines read.
+    pub fn create_then_disconnect(&self, req: &Value, stop: impl Fn(&Value) -> bool) -> Vec<Value> {
+        use std::io::Write as _;
+        let addr = self.url.trim_start_matches("http://");
+        let mut sock = std::net::TcpStream::connect(addr).expect("connect");
+        let body = req.to_string();
+        write!(
+            sock,
+            "POST /api/create HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("send");
+        sock.set_read_timeout(Some(Duration::from_secs(120))).expect("timeout");
+        let mut seen = Vec::new();
+        let mut reader = BufReader::new(sock);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return seen;
+            }
+            // Chunked framing: size lines and blank lines between the NDJSON objects.
+            let Ok(v) = serde_json::from_str::<Value>(line.trim()) else { continue };
+            let done = stop(&v);
+            seen.push(v);
+            if done {
+                return seen;
+            }
+        }
+    }
+}

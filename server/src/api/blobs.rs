@@ -48,6 +48,10 @@ pub async fn upload(
 ) -> Result<StatusCode, ApiError> {
     let expected = Digest::parse(&digest)?;
     let store = state.store.clone();
+    // Pinned before the existence check: a delete that races this upload then leaves the blob
+    // in place (`keep` below), so a 200 means a following create finds it. One that ran just
+    // before the pin shows as a missing blob, which is then stored from this body.
+    let pin = store.pin([expected.clone()]);
     if store.has_blob(&expected) {
         store.touch(&expected);
         // Read the body to its end (discarding it): answering early makes hyper close the
@@ -55,9 +59,9 @@ pub async fn upload(
         // instead of this 200.
         let mut stream = body.into_data_stream();
         while state.limits.next_chunk(&mut stream).await.map_err(interrupted)?.is_some() {}
+        pin.keep();
         return Ok(StatusCode::OK);
     }
-    let _pin = store.pin([expected.clone()]);
     let tmp = store.blob_temp()?;
     let mut file = tokio::fs::File::from_std(tmp.as_file().try_clone()?);
     let mut hasher = Sha256::new();
@@ -77,5 +81,6 @@ pub async fn upload(
     tokio::task::spawn_blocking(move || store2.publish_blob(tmp, &got))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))??;
+    pin.keep();
     Ok(StatusCode::CREATED)
 }

@@ -21,7 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::extract::{self, JsonBody};
 use crate::state::AppState;
 use crate::store::manifests::StoredManifest;
-use crate::store::{ConfigFile, MAX_TEXT_BLOB, Store, StoreError, media};
+use crate::store::{ConfigFile, MAX_TEXT_BLOB, Store, media};
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(e.to_string()))
@@ -333,8 +333,8 @@ pub async fn copy(State(state): State<AppState>, JsonBody(body): JsonBody) -> Re
             .read_manifest(&src)?
             .ok_or_else(|| ApiError::not_found(format!("model \"{}\" not found", clip(&req.source))))?;
         if src != dst {
-            let old = store.read_manifest(&dst).ok().flatten().map(|o| o.manifest);
-            store.write_manifest(&dst, &m.bytes, old.as_ref())?;
+            // Resolves `dst`'s stored spelling again under the store lock, with the write.
+            store.write_manifest(&dst, &m.bytes)?;
         }
         Ok(StatusCode::OK)
     })
@@ -355,18 +355,13 @@ pub async fn delete(State(state): State<AppState>, JsonBody(body): JsonBody) -> 
     let name = ModelName::parse(&raw).ok_or_else(|| Error::InvalidDeleteName(raw.clone()))?;
     let store = state.store.clone();
     blocking(move || {
-        let name = store.resolve(&name);
-        match store.read_manifest(&name) {
-            Ok(Some(m)) => store.delete_manifest(&m)?,
-            Ok(None) => return Err(ApiError::not_found(format!("model '{}' not found", clip(&raw)))),
-            // A corrupt manifest can still be deleted: that is how a user gets rid of it.
-            Err(e @ StoreError::BadManifest { .. }) => {
-                tracing::warn!("deleting {e}");
-                store.delete_corrupt_manifest(&name)?;
-            }
-            Err(e) => return Err(e.into()),
+        // Resolved, read and removed in one step under the store lock (a corrupt manifest is
+        // removed too: that is how a user gets rid of it).
+        if store.delete_manifest(&name)? {
+            Ok(StatusCode::OK)
+        } else {
+            Err(ApiError::not_found(format!("model '{}' not found", clip(&raw))))
         }
-        Ok(StatusCode::OK)
     })
     .await?
 }

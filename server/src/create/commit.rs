@@ -17,10 +17,8 @@ use crate::store::{ConfigFile, Manifest, Pin, Store, media};
 /// What the new model is made of.
 #[derive(Debug)]
 pub(super) struct Model {
-    /// The name to write, in its stored spelling.
+    /// The name to write; the store writes it under its stored spelling, if it has one.
     pub name: ModelName,
-    /// The manifest it replaces, whose unreferenced blobs are then collected.
-    pub old: Option<Manifest>,
     /// Its layers in order.
     pub staged: Vec<Staged>,
     /// Headers of its model layers.
@@ -40,12 +38,8 @@ pub(super) async fn commit(
     pin: &mut Pin<'_>,
     events: &Events,
 ) -> Result<(), CreateError> {
-    let Model { name, old, staged, headers, base } = model;
-    for s in &staged {
-        pin.add(s.layer.digest.clone());
-    }
-    let cfg = write_layer(store, media::CONFIG, config(plan, &staged, &headers, base).encode()).await?;
-    pin.add(cfg.layer.digest.clone());
+    let Model { name, staged, headers, base } = model;
+    let cfg = write_layer(store, pin, media::CONFIG, config(plan, &staged, &headers, base).encode()).await?;
     for s in &staged {
         if !s.status.is_empty() {
             events.status(s.status.clone()).await?;
@@ -54,7 +48,9 @@ pub(super) async fn commit(
     events.status("writing manifest").await?;
     let manifest = Manifest::new(cfg.layer, staged.into_iter().map(|s| s.layer).collect());
     let s = store.clone();
-    blocking(move || s.write_manifest(&name, &manifest.encode(), old.as_ref())).await??;
+    // The manifest it replaces is read, and its unreferenced blobs collected, under the store
+    // lock in the same step.
+    blocking(move || s.write_manifest(&name, &manifest.encode())).await??;
     Ok(())
 }
 

@@ -10,34 +10,39 @@ use serde_json::{Map, Value};
 
 use super::error::CreateError;
 use super::{Staged, read_json, write_layer};
-use crate::store::{Store, media};
+use crate::store::{Pin, Store, media};
 
 /// Step 3 of a create: the plan's template and system replace inherited ones, licenses append,
 /// parameters merge over inherited ones, messages replace.
 ///
 /// # Errors
 /// Store failures writing a layer.
-pub(super) async fn stage(store: &Arc<Store>, plan: &CreatePlan, staged: &mut Vec<Staged>) -> Result<(), CreateError> {
+pub(super) async fn stage(
+    store: &Arc<Store>,
+    plan: &CreatePlan,
+    staged: &mut Vec<Staged>,
+    pin: &mut Pin<'_>,
+) -> Result<(), CreateError> {
     if let Some(t) = &plan.template {
         staged.retain(|s| s.layer.media_type != media::TEMPLATE && s.layer.media_type != media::PROMPT);
-        staged.push(write_layer(store, media::TEMPLATE, t.clone().into_bytes()).await?);
+        staged.push(write_layer(store, pin, media::TEMPLATE, t.clone().into_bytes()).await?);
     }
     if let Some(sys) = &plan.system {
         staged.retain(|s| s.layer.media_type != media::SYSTEM);
-        staged.push(write_layer(store, media::SYSTEM, sys.clone().into_bytes()).await?);
+        staged.push(write_layer(store, pin, media::SYSTEM, sys.clone().into_bytes()).await?);
     }
     for license in &plan.licenses {
-        staged.push(write_layer(store, media::LICENSE, license.clone().into_bytes()).await?);
+        staged.push(write_layer(store, pin, media::LICENSE, license.clone().into_bytes()).await?);
     }
     if let Some(params) = &plan.parameters {
         let inherited: Option<Map<String, Value>> =
             staged.iter().find(|s| s.layer.media_type == media::PARAMS).map(|s| read_json(store, &s.layer.digest));
         staged.retain(|s| s.layer.media_type != media::PARAMS);
-        staged.push(write_layer(store, media::PARAMS, merge_params(inherited, params)).await?);
+        staged.push(write_layer(store, pin, media::PARAMS, merge_params(inherited, params)).await?);
     }
     if !plan.messages.is_empty() {
         staged.retain(|s| s.layer.media_type != media::MESSAGES);
-        staged.push(write_layer(store, media::MESSAGES, encode_messages(&plan.messages)).await?);
+        staged.push(write_layer(store, pin, media::MESSAGES, encode_messages(&plan.messages)).await?);
     }
     Ok(())
 }

@@ -24,7 +24,8 @@ use kiln_core::validate::{CreatePlan, Source};
 pub use self::error::CreateError;
 use self::events::Events;
 use crate::quantize::backend::Quantizer;
-use crate::store::{Layer, MAX_TEXT_BLOB, Store};
+use crate::store::blobs::{Published, digest_of};
+use crate::store::{Layer, MAX_TEXT_BLOB, Pin, Store};
 
 /// Runs blocking filesystem work off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, CreateError> {
@@ -51,17 +52,49 @@ fn read_json<T: serde::de::DeserializeOwned + Default>(store: &Store, d: &Digest
     store.read_small_blob(d, MAX_TEXT_BLOB).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
 }
 
-/// Stores a text/JSON layer.
-async fn write_layer(store: &Arc<Store>, media_type: &str, bytes: Vec<u8>) -> Result<Staged, CreateError> {
-    let s = store.clone();
+/// Stores a text/JSON layer, pinned before it is written so that no collection can take it
+/// between the write and the manifest; recorded as this create's own when it is new.
+async fn write_layer(
+    store: &Arc<Store>,
+    pin: &mut Pin<'_>,
+    media_type: &str,
+    bytes: Vec<u8>,
+) -> Result<Staged, CreateError> {
+    let bytes = Arc::new(bytes);
+    let b = bytes.clone();
+    let d = blocking(move || digest_of(&b)).await?;
+    pin.add(d.clone());
+    let (s, d2) = (store.clone(), d.clone());
     let size = bytes.len() as u64;
-    let (d, published) = blocking(move || s.write_blob(&bytes)).await??;
+    let published = blocking(move || s.write_blob_as(&d2, &bytes)).await??;
+    if published == Published::Created {
+        pin.wrote(d.clone());
+    }
     Ok(Staged { layer: Layer::new(media_type, &d, size), status: published.status(&d) })
 }
 
 /// Runs one create, sending its events; a failure is the stream's last message.
+///
+/// Whatever the create wrote stays pinned until it ends. If it fails or its client goes away,
+/// the blobs it created (quantized model, text/JSON layers, config) that no manifest references
+/// are collected; the client's uploads are not (a client may retry with them; the start-up
+/// prune removes them, as in Ollama).
 pub async fn run(store: Arc<Store>, quantizer: Arc<Quantizer>, plan: CreatePlan, events: Events) {
-    match create(&store, &quantizer, &plan, &events).await {
+    let mut pin = store.pin([]);
+    let result = create(&store, &quantizer, &plan, &events, &mut pin).await;
+    let due = pin.release(result.is_err());
+    if !due.is_empty() {
+        let s = store.clone();
+        if let Err(e) = blocking(move || s.collect(due)).await {
+            tracing::warn!("collecting an ended create's blobs: {e}");
+        }
+    }
+    // `success` only once the collection is done: a client that then looks finds a clean store.
+    let result = match result {
+        Ok(()) => events.status("success").await.map_err(CreateError::from),
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(()) => {}
         Err(CreateError::Cancelled) => tracing::info!("client disconnected; create cancelled"),
         Err(e) => events.fail(e).await,
@@ -73,16 +106,18 @@ async fn create(
     quantizer: &Arc<Quantizer>,
     plan: &CreatePlan,
     events: &Events,
+    pin: &mut Pin<'_>,
 ) -> Result<(), CreateError> {
-    let name = store.resolve(&plan.name);
-    let old = store.read_manifest(&name)?.map(|m| m.manifest);
     // Pin the uploaded blobs first: from here on no delete can collect them.
-    let uploaded = match &plan.source {
-        Source::Files(files) => files.iter().map(|(_, d)| d.clone()).collect(),
-        Source::From(_) => Vec::new(),
-    };
-    let mut pin = store.pin(uploaded.into_iter().chain(plan.adapters.iter().map(|(_, d)| d.clone())));
-    let mut sources = sources::resolve(store, plan, &mut pin).await?;
+    if let Source::Files(files) = &plan.source {
+        for (_, d) in files {
+            pin.add(d.clone());
+        }
+    }
+    for (_, d) in &plan.adapters {
+        pin.add(d.clone());
+    }
+    let mut sources = sources::resolve(store, plan, pin).await?;
     let job = match &plan.quantize {
         Some((target, label)) => quantize_step::prepare(&sources, *target, label)?,
         None => None,
@@ -91,17 +126,14 @@ async fn create(
         events.status("parsing GGUF").await?;
     }
     if let Some(job) = job {
-        let (layer, header) = quantize_step::run(store, quantizer, job, events).await?;
-        pin.add(layer.layer.digest.clone());
+        let (layer, header) = quantize_step::run(store, quantizer, job, events, pin).await?;
         sources.headers.insert(layer.layer.digest.clone(), header);
         if let Some(slot) = sources.staged.iter_mut().find(|s| s.layer.media_type == crate::store::media::MODEL) {
             *slot = layer;
         }
     }
-    layers::stage(store, plan, &mut sources.staged).await?;
-    let model = commit::Model { name, old, staged: sources.staged, headers: sources.headers, base: sources.base };
-    commit::commit(store, plan, model, &mut pin, events).await?;
-    drop(pin);
-    events.status("success").await?;
-    Ok(())
+    layers::stage(store, plan, &mut sources.staged, pin).await?;
+    let model =
+        commit::Model { name: plan.name.clone(), staged: sources.staged, headers: sources.headers, base: sources.base };
+    commit::commit(store, plan, model, pin, events).await
 }

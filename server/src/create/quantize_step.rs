@@ -17,7 +17,8 @@ use super::{Staged, blocking};
 use crate::quantize::backend::Quantizer;
 use crate::quantize::blob::{Progress, quantize_blob};
 use crate::quantize::{self, QuantPlan};
-use crate::store::{Layer, Store, media};
+use crate::store::blobs::Published;
+use crate::store::{Layer, Pin, Store, media};
 
 /// A quantization the create will run.
 #[derive(Debug)]
@@ -72,6 +73,7 @@ pub(super) async fn run(
     quantizer: &Arc<Quantizer>,
     job: QuantJob,
     events: &Events,
+    pin: &mut Pin<'_>,
 ) -> Result<(Staged, Arc<Header>), CreateError> {
     let total = store.blob_size(&job.src)?;
     events.send(ProgressEvent::progress(&job.status, PLACEHOLDER_DIGEST, total, 0)).await?;
@@ -79,10 +81,10 @@ pub(super) async fn run(
         tracing::debug!(tensor = %name, "row length is not a multiple of {}'s block: using {}", wanted.name(), got.name());
     }
     tracing::info!(shape_fallbacks = job.plan.fallbacks.len(), target = %job.status, "quantizing");
-    let (store, quantizer) = (store.clone(), quantizer.clone());
+    let (s, quantizer) = (store.clone(), quantizer.clone());
     let mut reporter = Reporter { events: events.clone(), status: job.status };
     let started = Instant::now();
-    let q = blocking(move || quantize_blob(&store, &quantizer, &job.src, &job.plan, &mut reporter)).await??;
+    let q = blocking(move || quantize_blob(&s, &quantizer, &job.src, &job.plan, &mut reporter)).await??;
     tracing::info!(
         digest = %q.digest,
         bytes = q.size,
@@ -92,6 +94,15 @@ pub(super) async fn run(
         cpu_fallback_blocks = q.output.fallbacks,
         "quantized"
     );
+    // Its digest is known only now, so it is pinned after publishing: a collection in between
+    // (an identical quantization abandoned at that moment) shows here as a missing blob.
+    pin.add(q.digest.clone());
+    if !store.has_blob(&q.digest) {
+        return Err(CreateError::Internal(format!("quantized blob {} was collected concurrently; retry", q.digest)));
+    }
+    if q.published == Published::Created {
+        pin.wrote(q.digest.clone());
+    }
     let staged = Staged { status: q.published.status(&q.digest), layer: Layer::new(media::MODEL, &q.digest, q.size) };
     Ok((staged, Arc::new(q.header)))
 }

@@ -103,14 +103,23 @@ impl Store {
     /// Any filesystem error.
     pub fn write_blob(&self, bytes: &[u8]) -> std::io::Result<(Digest, Published)> {
         let d = digest_of(bytes);
-        if self.has_blob(&d) {
-            self.touch(&d);
-            return Ok((d, Published::Existing));
+        let p = self.write_blob_as(&d, bytes)?;
+        Ok((d, p))
+    }
+
+    /// Stores a small in-memory blob whose SHA-256 the caller computed (and pinned) as `d`.
+    ///
+    /// # Errors
+    /// Any filesystem error.
+    pub fn write_blob_as(&self, d: &Digest, bytes: &[u8]) -> std::io::Result<Published> {
+        debug_assert_eq!(&digest_of(bytes), d, "write_blob_as: digest of other bytes");
+        if self.has_blob(d) {
+            self.touch(d);
+            return Ok(Published::Existing);
         }
         let mut tmp = self.blob_temp()?;
         tmp.write_all(bytes)?;
-        let p = self.publish_blob(tmp, &d)?;
-        Ok((d, p))
+        self.publish_blob(tmp, d)
     }
 
     /// Reads a small blob whole, refusing anything larger than `max` bytes.

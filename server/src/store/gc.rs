@@ -1,12 +1,20 @@
-//! Garbage collection: the start-up sweep of temp files left by a crash, and the removal of
-//! blobs no manifest references (after a delete or an overwrite). Pinned digests — those an
-//! in-flight create or upload still needs — are never removed.
+//! Garbage collection: the start-up sweep of temp files left by a crash, the start-up prune of
+//! blobs no manifest references (as Ollama's `PruneLayers`, `shared/spec/ollama-api.md` §5.7),
+//! and the removal of a replaced or deleted manifest's blobs and of those an abandoned create
+//! wrote. Pinned digests — those an in-flight create or upload still needs — are never removed;
+//! their collection waits for the last pin (`Pin`'s release).
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
 
-use kiln_core::Digest;
+use kiln_core::{Digest, ModelName};
 
-use super::{Store, TEMP_PREFIX};
+use super::{Manifest, Store, TEMP_PREFIX};
+
+/// Blobs modified this recently survive the start-up prune: another server sharing the store may
+/// be writing a model that will reference them (Ollama ≥ 0.21's grace period).
+pub const PRUNE_GRACE: Duration = Duration::from_secs(60 * 60);
 
 /// Removes every kiln temp file in `blobs/` and `manifests/`. Runs before the server accepts
 /// requests, so none of them can belong to live work.
@@ -27,6 +35,95 @@ pub fn sweep_temp_files(store: &Store) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Whether the start-up prune runs: not when `OLLAMA_NOPRUNE` is truthy, read as Ollama's
+/// `envconfig.Bool` does (trimmed, quotes stripped; a value `strconv.ParseBool` refuses counts as
+/// set).
+#[must_use]
+pub fn prune_enabled() -> bool {
+    let raw = std::env::var("OLLAMA_NOPRUNE").unwrap_or_default();
+    let v = raw.trim().trim_matches(['"', '\'']);
+    v.is_empty() || matches!(v, "0" | "f" | "F" | "false" | "FALSE" | "False")
+}
+
+/// The start-up prune: every blob no manifest references, and every stray file in `blobs/`, older
+/// than [`PRUNE_GRACE`], then the empty folders under `manifests/`. Like Ollama, it prunes no
+/// blob when a manifest is corrupt or a path four levels down is not a valid name: what such a
+/// manifest references cannot be known.
+pub fn prune(store: &Store) {
+    let Some(referenced) = strict_references(&store.manifests_dir()) else {
+        return;
+    };
+    let now = SystemTime::now();
+    let (mut removed, mut bytes) = (0_usize, 0_u64);
+    for entry in std::fs::read_dir(store.blobs_dir()).into_iter().flatten().flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        let recent = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_none_or(|age| age < PRUNE_GRACE);
+        if !meta.is_file() || recent {
+            continue;
+        }
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let keep = Digest::parse(&file).is_ok_and(|d| d.file_name() == file && referenced.contains(&d));
+        if !keep && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+            bytes += meta.len();
+        }
+    }
+    let dirs = remove_empty_dirs(&store.manifests_dir(), true);
+    if removed > 0 || dirs > 0 {
+        tracing::info!(removed, bytes, empty_manifest_dirs = dirs, "pruned unreferenced blobs");
+    }
+}
+
+/// Every digest the manifests reference, or `None` (with a warning) when one of them cannot be
+/// read: then what may be pruned is unknown.
+fn strict_references(manifests: &Path) -> Option<HashSet<Digest>> {
+    fn children(p: &Path) -> Vec<(String, std::path::PathBuf)> {
+        let mut v: Vec<_> = std::fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+            .collect();
+        v.sort();
+        v
+    }
+    let mut referenced = HashSet::new();
+    for (h, hp) in children(manifests).into_iter().filter(|(_, p)| p.is_dir()) {
+        for (n, np) in children(&hp) {
+            for (m, mp) in children(&np) {
+                for (t, tp) in children(&mp) {
+                    let manifest = ModelName::from_parts(&h, &n, &m, &t)
+                        .ok_or_else(|| "not a valid model name".to_owned())
+                        .and_then(|_| std::fs::read(&tp).map_err(|e| e.to_string()))
+                        .and_then(|b| Manifest::decode(&b));
+                    match manifest {
+                        Ok(m) => referenced.extend(m.digests().cloned()),
+                        Err(e) => {
+                            tracing::warn!(path = %tp.display(), "start-up prune skipped: {e}");
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Some(referenced)
+}
+
+/// Removes the empty folders below `dir` (and `dir` itself unless `top`); how many.
+fn remove_empty_dirs(dir: &Path, top: bool) -> usize {
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            n += remove_empty_dirs(&entry.path(), false);
+        }
+    }
+    if !top && std::fs::remove_dir(dir).is_ok() {
+        n += 1;
+    }
+    n
+}
+
 impl Store {
     /// Digests referenced by any manifest on disk (corrupt manifests are skipped, as in Ollama).
     #[must_use]
@@ -34,13 +131,30 @@ impl Store {
         self.all_manifests().iter().flat_map(|m| m.manifest.digests().cloned().collect::<Vec<_>>()).collect()
     }
 
-    /// Removes each candidate blob unless a manifest references it or it is pinned. Call with the
-    /// store lock held.
+    /// Removes each of `candidates` that no manifest references, under the store lock; a pinned
+    /// one is removed when its last pin goes. For what [`super::Pin::release`] hands back.
+    pub fn collect(&self, candidates: Vec<Digest>) {
+        let _guard = self.locked();
+        self.collect_unreferenced(candidates);
+    }
+
+    /// Removes each candidate blob unless a manifest references it; a pinned one is deferred to
+    /// its last unpin. Call with the store lock held.
     pub(super) fn collect_unreferenced(&self, candidates: Vec<Digest>) {
+        if candidates.is_empty() {
+            return;
+        }
         let referenced = self.referenced();
         for d in candidates {
-            if referenced.contains(&d) || self.is_pinned(&d) {
+            if referenced.contains(&d) {
                 continue;
+            }
+            {
+                let mut pins = self.pins();
+                if pins.counts.contains_key(&d) {
+                    pins.deferred.insert(d);
+                    continue;
+                }
             }
             match std::fs::remove_file(self.blob_path(&d)) {
                 Ok(()) => tracing::debug!(digest = %d, "removed unreferenced blob"),
@@ -48,5 +162,61 @@ impl Store {
                 Err(e) => tracing::warn!(digest = %d, "could not remove blob: {e}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kiln_core::ModelName;
+
+    use crate::store::{Layer, Manifest, Store, media};
+
+    /// A store holding model `m` whose only layer (and config) is `bytes`.
+    fn store_with_model(bytes: &[u8]) -> (tempfile::TempDir, Store, kiln_core::Digest) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let (d, _) = store.write_blob(bytes).expect("blob");
+        let layer = Layer::new(media::MODEL, &d, bytes.len() as u64);
+        let name = ModelName::parse("m").expect("name");
+        store.write_manifest(&name, &Manifest::new(layer.clone(), vec![layer]).encode()).expect("manifest");
+        (dir, store, d)
+    }
+
+    #[test]
+    fn a_pinned_blob_is_collected_when_its_last_pin_goes() {
+        let (_dir, store, d) = store_with_model(b"model");
+        let pin = store.pin([d.clone()]);
+        let again = store.pin([d.clone()]);
+        assert!(store.delete_manifest(&ModelName::parse("m").expect("name")).expect("delete"));
+        assert!(store.has_blob(&d), "pinned: kept by the delete");
+        drop(pin);
+        assert!(store.has_blob(&d), "still pinned once");
+        store.collect(again.release(false));
+        assert!(!store.has_blob(&d), "collected at the last release");
+    }
+
+    #[test]
+    fn a_kept_pin_cancels_the_deferred_collection() {
+        let (_dir, store, d) = store_with_model(b"model");
+        let pin = store.pin([d.clone()]);
+        assert!(store.delete_manifest(&ModelName::parse("m").expect("name")).expect("delete"));
+        pin.keep();
+        drop(pin);
+        assert!(store.has_blob(&d), "an upload re-published it");
+    }
+
+    #[test]
+    fn an_abandoned_holder_hands_back_what_it_wrote() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let d = crate::store::blobs::digest_of(b"layer");
+        let mut pin = store.pin([d.clone()]);
+        store.write_blob_as(&d, b"layer").expect("blob");
+        pin.wrote(d.clone());
+        let other = store.pin([d.clone()]);
+        store.collect(pin.release(true));
+        assert!(store.has_blob(&d), "another holder still pins it");
+        drop(other);
+        assert!(!store.has_blob(&d), "collected when that holder lets go");
     }
 }

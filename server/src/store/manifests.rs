@@ -199,14 +199,28 @@ impl Store {
             .collect()
     }
 
-    /// Writes `bytes` as the manifest of `name` (atomically), then collects the blobs of `old`
-    /// that nothing references any more.
+    /// Writes `bytes` as the manifest of `name` (atomically) under its stored spelling, then
+    /// collects the blobs of the manifest it replaced that nothing references any more. Returns
+    /// the name written.
+    ///
+    /// The spelling is resolved and the replaced manifest read under the store lock, in the same
+    /// step as the write: two concurrent writes of `Case` and `case` then end as one manifest,
+    /// and each collects what the other wrote, not what it saw before it started.
     ///
     /// # Errors
     /// Filesystem errors; the previous manifest is then unchanged.
-    pub fn write_manifest(&self, name: &ModelName, bytes: &[u8], old: Option<&Manifest>) -> Result<(), StoreError> {
+    pub fn write_manifest(&self, name: &ModelName, bytes: &[u8]) -> Result<ModelName, StoreError> {
         let _guard = self.locked();
-        let path = self.manifest_path(name);
+        let name = self.resolve(name);
+        let old = match self.read_manifest(&name) {
+            Ok(m) => m.map(|m| m.manifest),
+            // Its blobs cannot be known: the start-up prune or `kiln fsck --repair` gets them.
+            Err(e) => {
+                tracing::warn!("replacing {e}");
+                None
+            }
+        };
+        let path = self.manifest_path(&name);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -215,28 +229,35 @@ impl Store {
         if let Some(old) = old {
             self.collect_unreferenced(old.digests().cloned().collect());
         }
-        Ok(())
+        Ok(name)
     }
 
-    /// Removes the manifest of `name`, prunes empty directories and collects its blobs.
+    /// Removes the manifest of `name` (its stored spelling), prunes empty directories and
+    /// collects its blobs; `false` when there is none. The manifest is read under the store
+    /// lock, so the blobs collected are those of the manifest removed, even when a create
+    /// replaced it a moment before. A manifest that does not parse is removed too (that is how
+    /// a user gets rid of it), but its blobs cannot be known from it, so none are collected
+    /// here; the start-up prune or `kiln fsck --repair` removes them.
     ///
     /// # Errors
     /// Filesystem errors.
-    pub fn delete_manifest(&self, stored: &StoredManifest) -> Result<(), StoreError> {
+    pub fn delete_manifest(&self, name: &ModelName) -> Result<bool, StoreError> {
         let _guard = self.locked();
-        self.remove_manifest_file(&stored.name)?;
-        self.collect_unreferenced(stored.manifest.digests().cloned().collect());
-        Ok(())
-    }
-
-    /// Removes a manifest that does not parse. Its blobs cannot be known from it, so none are
-    /// collected here; `kiln fsck --repair` removes them once nothing references them.
-    ///
-    /// # Errors
-    /// Filesystem errors.
-    pub fn delete_corrupt_manifest(&self, name: &ModelName) -> Result<(), StoreError> {
-        let _guard = self.locked();
-        self.remove_manifest_file(name)
+        let name = self.resolve(name);
+        let stored = match self.read_manifest(&name) {
+            Ok(None) => return Ok(false),
+            Ok(Some(m)) => Some(m),
+            Err(e @ StoreError::BadManifest { .. }) => {
+                tracing::warn!("deleting {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        self.remove_manifest_file(&name)?;
+        if let Some(stored) = stored {
+            self.collect_unreferenced(stored.manifest.digests().cloned().collect());
+        }
+        Ok(true)
     }
 
     fn remove_manifest_file(&self, name: &ModelName) -> Result<(), StoreError> {

@@ -5,7 +5,8 @@
 //! Every write goes through [`atomic`] (temp file, fsync, rename, fsync of the directory), so a
 //! crash at any point leaves each file either old or new, never half-written. Temp files carry
 //! the `.kiln-tmp-` prefix and are swept at start-up. Manifest writes and garbage collection run
-//! under one lock; digests an in-flight create or upload still needs are pinned and never collected.
+//! under one lock; digests an in-flight create or upload still needs are pinned and never collected
+//! while pinned: a collection that meets a pinned blob defers it to the moment the last pin goes.
 
 pub mod atomic;
 pub mod blobs;
@@ -14,7 +15,7 @@ pub mod gc;
 pub mod manifests;
 pub mod media;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -49,22 +50,60 @@ pub struct Store {
     root: PathBuf,
     /// Serialises manifest writes, deletes and garbage collection.
     lock: Mutex<()>,
-    /// Digests in use by in-flight creates and uploads, with use counts.
-    pins: Mutex<HashMap<Digest, usize>>,
+    /// Digests in use by in-flight creates and uploads.
+    pins: Mutex<Pins>,
+}
+
+/// Pinned digests with their use counts, and the collections they postponed.
+#[derive(Debug, Default)]
+struct Pins {
+    counts: HashMap<Digest, usize>,
+    /// Pinned blobs a collection found unreferenced: collected again when their last pin goes,
+    /// so a blob that was pinned while its model was replaced or deleted does not stay behind.
+    deferred: HashSet<Digest>,
+}
+
+impl Pins {
+    fn add(&mut self, d: &Digest) {
+        *self.counts.entry(d.clone()).or_insert(0) += 1;
+    }
+
+    /// Drops one use of each digest; those that are now unpinned and were deferred.
+    fn release(&mut self, digests: &[Digest]) -> Vec<Digest> {
+        let mut due = Vec::new();
+        for d in digests {
+            if let Some(n) = self.counts.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.counts.remove(d);
+                    if self.deferred.remove(d) {
+                        due.push(d.clone());
+                    }
+                }
+            }
+        }
+        due
+    }
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root` and sweeps temp files a crash left behind.
+    /// Opens (creating if needed) the store at `root`, sweeps temp files a crash left behind and,
+    /// unless `OLLAMA_NOPRUNE` is set, prunes unreferenced blobs as Ollama does at start-up.
     ///
     /// # Errors
     /// When the directories cannot be created.
     pub fn open(root: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("manifests"))?;
-        let store = Self { root: root.to_path_buf(), lock: Mutex::new(()), pins: Mutex::new(HashMap::new()) };
+        let store = Self { root: root.to_path_buf(), lock: Mutex::new(()), pins: Mutex::new(Pins::default()) };
         let swept = gc::sweep_temp_files(&store)?;
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an earlier run");
+        }
+        if gc::prune_enabled() {
+            gc::prune(&store);
+        } else {
+            tracing::info!("OLLAMA_NOPRUNE is set: unreferenced blobs are kept");
         }
         Ok(store)
     }
@@ -99,15 +138,15 @@ impl Store {
     pub fn pin(&self, digests: impl IntoIterator<Item = Digest>) -> Pin<'_> {
         let digests: Vec<Digest> = digests.into_iter().collect();
         let _guard = self.locked();
-        let mut pins = self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut pins = self.pins();
         for d in &digests {
-            *pins.entry(d.clone()).or_insert(0) += 1;
+            pins.add(d);
         }
-        Pin { store: self, digests }
+        Pin { store: self, digests, wrote: Vec::new() }
     }
 
-    fn is_pinned(&self, d: &Digest) -> bool {
-        self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains_key(d)
+    fn pins(&self) -> std::sync::MutexGuard<'_, Pins> {
+        self.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -116,28 +155,54 @@ impl Store {
 pub struct Pin<'a> {
     store: &'a Store,
     digests: Vec<Digest>,
+    /// Blobs the holder created (not found already stored): its own to collect if it gives up.
+    wrote: Vec<Digest>,
 }
 
 impl Pin<'_> {
     /// Pins one more digest under this guard.
     pub fn add(&mut self, d: Digest) {
         let _guard = self.store.locked();
-        let mut pins = self.store.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *pins.entry(d.clone()).or_insert(0) += 1;
+        self.store.pins().add(&d);
         self.digests.push(d);
+    }
+
+    /// Records that the holder created the blob `d` (which it has pinned): if the work is
+    /// abandoned, [`Pin::release`] hands it back for collection.
+    pub fn wrote(&mut self, d: Digest) {
+        self.wrote.push(d);
+    }
+
+    /// Marks the pinned blobs as deliberately (re)published, as an upload does: a collection
+    /// deferred while they were pinned no longer applies, so they outlive the pin.
+    pub fn keep(&self) {
+        let mut pins = self.store.pins();
+        for d in &self.digests {
+            pins.deferred.remove(d);
+        }
+    }
+
+    /// Unpins everything and returns the blobs that may now be unreferenced: those a collection
+    /// deferred while they were pinned and, when `abandoned`, those the holder wrote. Collect
+    /// them with [`Store::collect`] (on a blocking thread; dropping the guard instead collects
+    /// on the spot).
+    #[must_use]
+    pub fn release(mut self, abandoned: bool) -> Vec<Digest> {
+        let digests = std::mem::take(&mut self.digests);
+        let mut due = self.store.pins().release(&digests);
+        if abandoned {
+            due.append(&mut self.wrote);
+        }
+        due
     }
 }
 
 impl Drop for Pin<'_> {
     fn drop(&mut self) {
-        let mut pins = self.store.pins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for d in &self.digests {
-            if let Some(n) = pins.get_mut(d) {
-                *n -= 1;
-                if *n == 0 {
-                    pins.remove(d);
-                }
-            }
+        let due = self.store.pins().release(&self.digests);
+        // Rare (a delete or overwrite met one of these pins): a few small reads, then unlinks.
+        if !due.is_empty() {
+            self.store.collect(due);
         }
     }
 }
