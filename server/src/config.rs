@@ -24,6 +24,17 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Check a model store for damage; `--repair` removes orphans and temp files.
     Fsck(crate::fsck::FsckArgs),
+    /// Create a model from a Modelfile on the server at `OLLAMA_HOST` (as `ollama create`).
+    Create(crate::cli::create::CreateArgs),
+    /// List the server's models (as `ollama list`).
+    #[command(alias = "ls")]
+    List(crate::cli::list::ListArgs),
+    /// Show a model's details, Modelfile, parameters, template, system message or license.
+    Show(crate::cli::show::ShowArgs),
+    /// Copy a model under a new name.
+    Cp(crate::cli::cp::CpArgs),
+    /// Delete models.
+    Rm(crate::cli::rm::RmArgs),
 }
 
 /// Which quantizer runs.

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod create;
 pub mod fsck;
@@ -25,6 +26,15 @@ use tracing_subscriber::EnvFilter;
 /// Runs the command line.
 #[must_use]
 pub fn run(cli: config::Cli) -> ExitCode {
+    // The client commands print as `ollama` does, without the server's log setup.
+    match &cli.command {
+        config::Command::Create(args) => return cli::run(|| cli::create::run(args)),
+        config::Command::List(args) => return cli::run(|| cli::list::run(args)),
+        config::Command::Show(args) => return cli::run(|| cli::show::run(args)),
+        config::Command::Cp(args) => return cli::run(|| cli::cp::run(args)),
+        config::Command::Rm(args) => return cli::run(|| cli::rm::run(args)),
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("KILN_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
         .with_writer(std::io::stderr)
@@ -37,6 +47,11 @@ pub fn run(cli: config::Cli) -> ExitCode {
             Ok(false) => return ExitCode::FAILURE,
             Err(e) => Err(e),
         },
+        config::Command::Create(_)
+        | config::Command::List(_)
+        | config::Command::Show(_)
+        | config::Command::Cp(_)
+        | config::Command::Rm(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
