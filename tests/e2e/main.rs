@@ -10,6 +10,7 @@ mod util; // TestServer: spawn, HTTP helpers, NDJSON reader, store inspection
 
 mod bad_input; // every bad request: status, message, store unchanged
 mod blobs; // upload, dedup, HEAD, digest mismatch
+mod cli; // kiln create/list/show/cp/rm against the server: output, HEAD-skip, Ctrl-C
 mod concurrency; // 32 uploads + 32 creates + deletes at once
 mod consistency; // disconnects and races leave no orphan; long and case-variant names
 mod crash; // SIGKILL at random points, then kiln fsck

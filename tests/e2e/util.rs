@@ -394,3 +394,43 @@ impl TestServer {
         }
     }
 }
+
+/// What a `kiln` client command printed.
+pub struct CliOut {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestServer {
+    /// `kiln <args>` run in `cwd` against this server (`OLLAMA_HOST`); stderr is not a terminal,
+    /// so progress comes as plain lines.
+    pub fn cli(&self, cwd: &Path, args: &[&str]) -> CliOut {
+        let out = self.cli_command(cwd, args).output().expect("run kiln");
+        CliOut {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The `Command` behind [`TestServer::cli`], for tests that drive the child themselves.
+    pub fn cli_command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(kiln_bin());
+        cmd.args(args).current_dir(cwd).env("OLLAMA_HOST", self.addr());
+        cmd
+    }
+
+    /// The store's blob file names and modification times.
+    pub fn blob_times(&self) -> Vec<(String, std::time::SystemTime)> {
+        let mut out: Vec<_> = std::fs::read_dir(self.models.path().join("blobs"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().modified().unwrap()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.sort();
+        out
+    }
+}

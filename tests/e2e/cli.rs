@@ -1,0 +1,233 @@
+//! The `kiln` client commands against a real server: `create` from a GGUF file, from a model
+//! name and with `-q`; `list`/`show`/`cp`/`rm` output; the `show --modelfile` round trip; a
+//! second create uploads nothing; bad Modelfiles fail before any upload; Ctrl-C mid-quantize.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::util::{TestServer, shared};
+
+/// A temp folder with `model.gguf` (the tiny llama fixture, linked) and a Modelfile.
+fn model_dir(modelfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(shared().join("fixtures/tiny-llama-f16.gguf"), dir.path().join("model.gguf")).unwrap();
+    std::fs::write(dir.path().join("Modelfile"), modelfile).unwrap();
+    dir
+}
+
+fn layers(server: &TestServer, name: &str) -> Vec<String> {
+    let m = server.manifest(&format!("registry.ollama.ai/library/{name}/latest"));
+    m["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn create_from_gguf_file_then_list_and_a_second_create_uploads_nothing() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./model.gguf\nTEMPLATE \"\"\"{{ .Prompt }} \"quoted\" \"\"\"\r\n# a comment\r\n");
+    // Run from elsewhere: FROM is relative to the Modelfile, not to the current folder.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let modelfile = dir.path().join("Modelfile");
+    let out = server.cli(elsewhere.path(), &["create", "tiny", "-f", modelfile.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let fixture = crate::util::digest(&crate::util::tiny_llama());
+    assert!(out.stderr.contains(&format!("copying file {fixture}")), "{}", out.stderr);
+    assert!(out.stderr.contains("parsing GGUF\n") && out.stderr.ends_with("success\n"), "{}", out.stderr);
+    let tags = server.get("/api/tags").json();
+    let m = &tags["models"][0];
+    assert_eq!(m["name"], "tiny:latest");
+    assert_eq!(server.post("/api/show", &json!({"model": "tiny"})).json()["template"], "{{ .Prompt }} \"quoted\" ");
+
+    let list = server.cli(elsewhere.path(), &["list"]);
+    assert_eq!(list.code, Some(0), "{}", list.stderr);
+    let size = m["size"].as_u64().unwrap();
+    let id = &m["digest"].as_str().unwrap()[..12];
+    let human =
+        if size >= 10_000_000 { format!("{} MB", size / 1_000_000) } else { format!("{:.1} MB", size as f64 / 1e6) };
+    let row = format!("tiny:latest    {id}    {human}    ");
+    let lines: Vec<&str> = list.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", list.stdout);
+    assert!(lines[0].starts_with("NAME           ID              SIZE"), "{:?}", lines[0]);
+    assert!(lines[0].ends_with("MODIFIED".to_owned().as_str()) || lines[0].contains("MODIFIED "), "{:?}", lines[0]);
+    assert!(lines[1].starts_with(&row), "{:?} vs {row:?}", lines[1]);
+    assert!(lines[1].contains("ago    "), "{:?}", lines[1]);
+    assert_eq!(server.cli(elsewhere.path(), &["ls", "TI"]).stdout, list.stdout);
+    assert_eq!(server.cli(elsewhere.path(), &["ls", "zzz"]).stdout.lines().count(), 1);
+
+    // The blob is there: HEAD hits, nothing is uploaded (no line, no blob rewritten).
+    let before = server.blob_times();
+    let again = server.cli(elsewhere.path(), &["create", "tiny2", "-f", modelfile.to_str().unwrap()]);
+    assert_eq!(again.code, Some(0), "{}", again.stderr);
+    assert!(!again.stderr.contains("copying file"), "{}", again.stderr);
+    assert!(again.stderr.contains(&format!("using existing layer {fixture}")), "{}", again.stderr);
+    let after = server.blob_times();
+    let weights = fixture.replace(':', "-");
+    let time = |times: &[(String, std::time::SystemTime)]| times.iter().find(|(n, _)| *n == weights).map(|(_, t)| *t);
+    assert!(time(&before).is_some());
+    assert_eq!(time(&before), time(&after), "the weights blob was rewritten");
+}
+
+#[test]
+fn create_from_a_name_with_directives_quantize_and_show_round_trip() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./model.gguf\n");
+    let cwd = dir.path();
+    assert_eq!(server.cli(cwd, &["create", "base"]).code, Some(0), "default -f is ./Modelfile");
+    let text = "FROM base\n\
+                TEMPLATE \"\"\"<|user|>{{ .Prompt }}<|end|>\"\"\"\n\
+                SYSTEM You are \"Mario\".\n\
+                PARAMETER temperature 0.7\n\
+                PARAMETER stop <|end|>\n\
+                PARAMETER stop \"USER:\"\n\
+                MESSAGE user Who are you?\n\
+                MESSAGE assistant \"It's-a me!\"\n\
+                LICENSE MIT\n\
+                LICENSE \"\"\"Apache\nLicense\"\"\"\n";
+    std::fs::write(cwd.join("Named"), text).unwrap();
+    let out = server.cli(cwd, &["create", "mario", "-f", "Named"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("copying file"), "{}", out.stderr);
+    let show = server.post("/api/show", &json!({"model": "mario"})).json();
+    assert_eq!(show["system"], "You are \"Mario\".");
+    assert_eq!(show["template"], "<|user|>{{ .Prompt }}<|end|>");
+    assert!(show["parameters"].as_str().unwrap().contains("\"USER:\""), "{}", show["parameters"]);
+    assert_eq!(show["messages"].as_array().unwrap().len(), 2);
+    assert_eq!(show["license"], "MIT\nApache\nLicense");
+
+    let shown = server.cli(cwd, &["show", "mario"]);
+    assert_eq!(shown.code, Some(0), "{}", shown.stderr);
+    assert!(shown.stdout.starts_with("  Model\n    architecture        llama    \n"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("    quantization        F16      \n"), "{}", shown.stdout);
+    assert!(shown.stdout.contains("  License\n    MIT       \n    Apache    \n    ...       \n"), "{}", shown.stdout);
+    assert_eq!(server.cli(cwd, &["show", "mario", "--system"]).stdout, "You are \"Mario\".");
+    assert_eq!(server.cli(cwd, &["show", "mario", "--license"]).stdout, "MIT\nApache\nLicense\n");
+    let both = server.cli(cwd, &["show", "mario", "--system", "--license"]);
+    assert_eq!(both.code, Some(1));
+    assert!(both.stderr.starts_with("Error: only one of '--license'"), "{}", both.stderr);
+
+    // show --modelfile reads back to the same model: FROM is a blob path that exists, so it
+    // is hashed, HEAD hits, and nothing is uploaded.
+    let modelfile = server.cli(cwd, &["show", "mario", "--modelfile"]);
+    assert_eq!(modelfile.code, Some(0), "{}", modelfile.stderr);
+    std::fs::write(cwd.join("Shown"), &modelfile.stdout).unwrap();
+    let back = server.cli(cwd, &["create", "mario2", "-f", "Shown"]);
+    assert_eq!(back.code, Some(0), "{}\n{}", modelfile.stdout, back.stderr);
+    assert!(!back.stderr.contains("copying file"), "{}", back.stderr);
+    let (a, b) = (layers(&server, "mario"), layers(&server, "mario2"));
+    let mut sorted = (a.clone(), b.clone());
+    sorted.0.sort();
+    sorted.1.sort();
+    assert_eq!(sorted.0, sorted.1, "{}", modelfile.stdout);
+
+    // -q: quantized on the server, shown by show.
+    let q = server.cli(cwd, &["create", "small", "-q", "q4_k_m"]);
+    assert_eq!(q.code, Some(0), "{}", q.stderr);
+    assert!(q.stderr.contains("quantizing F16 model to Q4_K_M\n"), "{}", q.stderr);
+    assert!(server.cli(cwd, &["show", "small"]).stdout.contains("    quantization        Q4_K_M    \n"));
+}
+
+#[test]
+fn bad_modelfiles_fail_with_line_and_column_before_any_upload() {
+    let server = TestServer::start();
+    let cases = [
+        ("FROM ./model.gguf\nPARAMETER tempurature 1\n", "Modelfile:2:11: ", "did you mean 'temperature'"),
+        ("FROM ./model.gguf\nTEMPLATE \"\"\"open\n", "Modelfile:2:10: ", "unterminated \"\"\" block"),
+        ("FROM ./model.gguf\n  BOGUS y\n", "Modelfile:2:3: ", "unknown command BOGUS"),
+        ("FROM ./model.gguf\nMESSAGE robot hi\n", "Modelfile:2:9: ", "message role"),
+        ("SYSTEM hi\n", "Modelfile:1:1: ", "no FROM line"),
+    ];
+    for (text, position, message) in cases {
+        let dir = model_dir(text);
+        let out = server.cli(dir.path(), &["create", "bad"]);
+        assert_eq!(out.code, Some(1), "{text:?}: {}", out.stderr);
+        let first = out.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with(&format!("Error: {position}")) && first.contains(message),
+            "{text:?}: {}",
+            out.stderr
+        );
+        assert!(out.stderr.lines().count() >= 3, "the line and a caret follow: {}", out.stderr);
+    }
+    let dir = model_dir("FROM ./model.gguf\nADAPTER ./missing.gguf\n");
+    let out = server.cli(dir.path(), &["create", "bad"]);
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("missing.gguf") && out.stderr.contains("No such file"), "{}", out.stderr);
+    let out = server.cli(dir.path(), &["create", "bad name!"]);
+    assert_eq!(out.stderr, "Error: invalid model name: bad name!\n");
+    assert!(server.blob_times().is_empty(), "nothing uploaded: {:?}", server.blob_times());
+    // A server error before the stream: `<status line>: <error>`.
+    let dir = model_dir("FROM nothing-here\n");
+    let out = server.cli(dir.path(), &["create", "x"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("Error: 404 Not Found: ") || out.stderr.contains("Error: 400 Bad Request: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn cp_and_rm_print_ollamas_lines() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./model.gguf\n");
+    assert_eq!(server.cli(dir.path(), &["create", "one"]).code, Some(0));
+    let cp = server.cli(dir.path(), &["cp", "one", "two"]);
+    assert_eq!((cp.code, cp.stdout.as_str()), (Some(0), "copied 'one' to 'two'\n"), "{}", cp.stderr);
+    let rm = server.cli(dir.path(), &["rm", "one", "two"]);
+    assert_eq!((rm.code, rm.stdout.as_str(), rm.stderr.as_str()), (Some(0), "deleted 'one'\ndeleted 'two'\n", ""));
+    let rm = server.cli(dir.path(), &["rm", "two"]);
+    assert_eq!(rm.code, Some(1));
+    assert!(rm.stderr.starts_with("Error: ") && rm.stderr.contains("not found"), "{}", rm.stderr);
+    let show = server.cli(dir.path(), &["show", "two"]);
+    assert_eq!(show.code, Some(1));
+    assert!(show.stderr.contains("not found"), "{}", show.stderr);
+}
+
+#[test]
+fn ctrl_c_mid_quantize_exits_130_and_leaves_a_consistent_store() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./model.gguf\n");
+    let mut child = server
+        .cli_command(dir.path(), &["create", "big", "-q", "q2_k"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("quantizing") {
+            let pid = child.id().to_string();
+            assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted: cancelled the create"), "{seen}");
+    // The uploaded GGUF stays (an orphan nothing references yet); no temp files, no manifest.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (ok, report) = loop {
+        let (ok, report) = server.fsck_allowing_orphans();
+        if ok && !has_temp(server.models.path()) || std::time::Instant::now() > deadline {
+            break (ok, report);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(ok, "{report}");
+    assert!(!has_temp(server.models.path()), "{:?}", server.files());
+    assert!(server.get("/api/tags").json()["models"].as_array().is_some_and(Vec::is_empty));
+}
+
+fn has_temp(models: &Path) -> bool {
+    crate::util::list_files(models)
+        .iter()
+        .any(|f| f.contains("tmp") || f.contains(".partial") || f.ends_with("-partial"))
+}
