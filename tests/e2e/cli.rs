@@ -231,3 +231,59 @@ fn has_temp(models: &Path) -> bool {
         .iter()
         .any(|f| f.contains("tmp") || f.contains(".partial") || f.ends_with("-partial"))
 }
+
+#[test]
+fn from_a_folder_picks_its_gguf_and_refuses_links_out_of_it() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./weights\n");
+    let weights = dir.path().join("weights");
+    std::fs::create_dir(&weights).unwrap();
+    std::fs::copy(shared().join("fixtures/tiny-llama-f16.gguf"), weights.join("model.gguf")).unwrap();
+    std::fs::write(weights.join("README.md"), "not picked").unwrap();
+    let out = server.cli(dir.path(), &["create", "folder"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let fixture = crate::util::digest(&crate::util::tiny_llama());
+    assert!(layers(&server, "folder").contains(&fixture));
+
+    // A link from the folder to a file outside it is refused before anything is sent.
+    std::fs::remove_file(weights.join("model.gguf")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("model.gguf"), weights.join("model.gguf")).unwrap();
+    let out = server.cli(dir.path(), &["create", "linked"]);
+    assert_eq!(out.code, Some(1));
+    assert_eq!(out.stderr, "gathering model components\nError: insecure path: model.gguf\n");
+}
+
+#[test]
+fn ctrl_c_mid_upload_exits_130_and_the_server_keeps_nothing() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Big enough that the upload is still going when the signal lands (debug build).
+    std::fs::write(dir.path().join("big.gguf"), vec![7u8; 64 << 20]).unwrap();
+    std::fs::write(dir.path().join("Modelfile"), "FROM big.gguf\n").unwrap();
+    let mut child = server
+        .cli_command(dir.path(), &["create", "big"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with("copying file") {
+            let pid = child.id().to_string();
+            assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        }
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("interrupted: cancelled the upload"), "{seen}");
+    let (ok, report) = server.fsck_settled(Duration::from_secs(20));
+    assert!(ok, "{report}");
+    assert!(!has_temp(server.models.path()), "{:?}", server.files());
+    assert!(server.blob_times().is_empty(), "{:?}", server.blob_times());
+}

@@ -195,6 +195,9 @@ impl<R: Read> Read for Counting<R> {
 
 /// Hashes `files` in parallel under one bar; their sizes sum to the bar's total.
 fn hash_all(progress: &Progress, files: &[PathBuf]) -> Result<Vec<(String, u64)>, CliError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
     let sizes = files
         .iter()
         .map(|f| std::fs::metadata(f).map(|m| m.len()).map_err(|e| io_err(f, e)))

@@ -63,7 +63,7 @@ impl Progress {
         };
         let bar = multi.add(ProgressBar::new(total));
         let template = if bytes {
-            "{msg} {percent:>3}% ▕{wide_bar}▏ {bytes:>8}/{total_bytes:>8}  {binary_bytes_per_sec}  {eta}"
+            "{msg} {percent:>3}% ▕{wide_bar}▏ {decimal_bytes:>8}/{decimal_total_bytes:>8}  {decimal_bytes_per_sec}  {eta}"
         } else {
             "{msg} {percent:>3}% ▕{wide_bar}▏ {eta}"
         };
