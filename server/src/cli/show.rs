@@ -36,6 +36,22 @@ pub struct ShowArgs {
 fn cell(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        // As `ollama show -v`: a long array (a vocabulary) shows the items that fit in a
+        // narrow column, then `...`.
+        Value::Array(items) => {
+            let mut shown = Vec::new();
+            let mut width = 1;
+            for item in items {
+                let text = cell(item);
+                if !shown.is_empty() && width + text.len() + 2 > 10 {
+                    shown.push("...".to_owned());
+                    break;
+                }
+                width += text.len() + 2;
+                shown.push(text);
+            }
+            format!("[{}]", shown.join(", "))
+        }
         other => other.to_string(),
     }
 }
