@@ -287,3 +287,32 @@ fn ctrl_c_mid_upload_exits_130_and_the_server_keeps_nothing() {
     assert!(!has_temp(server.models.path()), "{:?}", server.files());
     assert!(server.blob_times().is_empty(), "{:?}", server.blob_times());
 }
+
+#[test]
+fn adapter_file_relative_to_the_modelfile_round_trips_through_show() {
+    let server = TestServer::start();
+    // With a template: `show --modelfile` always prints one (`{{ .Prompt }}` when the model has
+    // none, as Ollama does), so only then does the round trip give the very same layers.
+    let dir = model_dir("FROM ./model.gguf\nADAPTER lora.gguf\nTEMPLATE {{ .Prompt }}\n");
+    std::fs::write(dir.path().join("lora.gguf"), crate::util::minimal_gguf()).unwrap();
+    let out = server.cli(dir.path(), &["create", "tuned"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let adapter = crate::util::digest(&crate::util::minimal_gguf());
+    let m = server.manifest("registry.ollama.ai/library/tuned/latest");
+    let kinds: Vec<(&str, &str)> = m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["mediaType"].as_str().unwrap(), l["digest"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("application/vnd.ollama.image.adapter", adapter.as_str())), "{kinds:?}");
+    let shown = server.cli(dir.path(), &["show", "tuned", "--modelfile"]);
+    assert!(shown.stdout.contains("\nADAPTER "), "{}", shown.stdout);
+    std::fs::write(dir.path().join("Shown"), &shown.stdout).unwrap();
+    let back = server.cli(dir.path(), &["create", "tuned2", "-f", "Shown"]);
+    assert_eq!(back.code, Some(0), "{}", back.stderr);
+    let (mut a, mut b) = (layers(&server, "tuned"), layers(&server, "tuned2"));
+    a.sort();
+    b.sort();
+    assert_eq!(a, b);
+}
