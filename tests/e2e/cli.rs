@@ -194,26 +194,7 @@ fn ctrl_c_mid_quantize_exits_130_and_leaves_a_consistent_store() {
     // is deleted and the race run again; the signal must land in one of a few tries.
     let mut landed = None;
     for _ in 0..5 {
-        let mut child = server
-            .cli_command(dir.path(), &["create", "big", "-q", "q2_k"])
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut seen = String::new();
-        loop {
-            let mut line = String::new();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                break;
-            }
-            seen.push_str(&line);
-            if line.starts_with("quantizing") {
-                let pid = child.id().to_string();
-                assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-            }
-        }
-        let status = child.wait().unwrap();
+        let (status, seen) = interrupt_at(&server, dir.path(), &["create", "big", "-q", "q2_k"], "quantizing");
         if status.code() == Some(0) {
             assert_eq!(server.delete(&serde_json::json!({"model": "big"})).status, 200);
             continue;
@@ -236,6 +217,26 @@ fn ctrl_c_mid_quantize_exits_130_and_leaves_a_consistent_store() {
     assert!(ok, "{report}");
     assert!(!has_temp(server.models.path()), "{:?}", server.files());
     assert!(server.get("/api/tags").json()["models"].as_array().is_some_and(Vec::is_empty));
+}
+
+/// Runs `kiln ARGS` in `dir` and sends it SIGINT when a stderr line starts with `at`: its exit
+/// status and everything it printed to stderr.
+fn interrupt_at(server: &TestServer, dir: &Path, args: &[&str], at: &str) -> (std::process::ExitStatus, String) {
+    let mut child = server.cli_command(dir, args).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.starts_with(at) {
+            let pid = child.id().to_string();
+            assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+        }
+    }
+    (child.wait().unwrap(), seen)
 }
 
 fn has_temp(models: &Path) -> bool {
@@ -269,29 +270,11 @@ fn from_a_folder_picks_its_gguf_and_refuses_links_out_of_it() {
 fn ctrl_c_mid_upload_exits_130_and_the_server_keeps_nothing() {
     let server = TestServer::start();
     let dir = tempfile::tempdir().unwrap();
-    // Big enough that the upload is still going when the signal lands (debug build).
-    std::fs::write(dir.path().join("big.gguf"), vec![7u8; 64 << 20]).unwrap();
+    // Big enough that the upload is still going when the signal lands, in a release build too
+    // (about a second at loopback speed).
+    std::fs::write(dir.path().join("big.gguf"), vec![7u8; 256 << 20]).unwrap();
     std::fs::write(dir.path().join("Modelfile"), "FROM big.gguf\n").unwrap();
-    let mut child = server
-        .cli_command(dir.path(), &["create", "big"])
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.starts_with("copying file") {
-            let pid = child.id().to_string();
-            assert!(std::process::Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
-        }
-    }
-    let status = child.wait().unwrap();
+    let (status, seen) = interrupt_at(&server, dir.path(), &["create", "big"], "copying file");
     assert_eq!(status.code(), Some(130), "{seen}");
     assert!(seen.contains("interrupted: cancelled the upload"), "{seen}");
     let (ok, report) = server.fsck_settled(Duration::from_secs(20));
