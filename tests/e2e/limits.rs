@@ -38,7 +38,16 @@ fn stalled_json_bodies_stay_within_the_buffer_cap() {
     const CAP_MIB: u64 = 64;
     const CLIENTS: usize = 16;
     const EACH_MIB: usize = 24;
-    let s = TestServer::start_with(&["--json-buffer-mib", "64", "--body-timeout", "10"]);
+    // glibc keeps freed heap memory after its mmap threshold has grown (it does after the first
+    // large free), so RSS would count buffers already given back; a fixed threshold makes every
+    // large buffer its own mapping, returned on free, and RSS then measures what is held.
+    let models = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new(kiln_bin());
+    cmd.args(["serve", "--host", "127.0.0.1:0", "--models"])
+        .arg(models.path())
+        .args(["--json-buffer-mib", "64", "--body-timeout", "10"])
+        .env("MALLOC_MMAP_THRESHOLD_", "131072");
+    let s = TestServer::spawn(cmd, models);
     let base = s.rss_mib();
     let t0 = Instant::now();
     // Each client sends most of a create body in 1 MiB chunks (chunked, so the server learns
