@@ -1,0 +1,1 @@
+//! The bounded SentencePiece `tokenizer.model` (protobuf `ModelProto`) reader.
