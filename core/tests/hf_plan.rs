@@ -54,6 +54,10 @@ fn load(name: &str) -> Model {
         headers.push(read_header(&b).unwrap_or_else(|e| panic!("{n}: {e}")));
         bytes.push(b);
     }
+    if let Some(index) = &index {
+        let shards: Vec<(&str, &safetensors::Header)> = names.iter().map(String::as_str).zip(headers.iter()).collect();
+        plan::check_index(index, &shards).expect("index agrees with the shards");
+    }
     Model { cfg, names, headers, bytes }
 }
 

@@ -218,3 +218,36 @@ fn config_errors() {
         config::parse(br#"{"architectures":["Qwen3ForCausalLM"],"text_config":{"hidden_size":32}}"#).expect("merged");
     assert_eq!((c.n_embd, c.head_dim), (32, 128));
 }
+
+#[test]
+fn index_must_match_the_shards() {
+    let a = header(&[("a", Dtype::F32, vec![1])]);
+    let b = header(&[("b", Dtype::F32, vec![1])]);
+    let shards = [("model-1.safetensors", &a), ("model-2.safetensors", &b)];
+    plan::check_index(br#"{"weight_map":{"a":"model-1.safetensors","b":"model-2.safetensors"}}"#, &shards)
+        .expect("consistent");
+    let e = plan::check_index(br#"{"weight_map":{"a":"model-2.safetensors","b":"model-2.safetensors"}}"#, &shards)
+        .expect_err("wrong shard")
+        .to_string();
+    assert!(e.contains("\"a\"") && e.contains("model-2.safetensors"), "{e}");
+    let e =
+        plan::check_index(br#"{"weight_map":{"a":"model-1.safetensors"}}"#, &shards).expect_err("unlisted").to_string();
+    assert!(e.contains("\"b\"") && e.contains("not listed"), "{e}");
+}
+
+#[test]
+fn language_model_prefix_is_dropped() {
+    let t: Vec<_> = llama_tensors()
+        .into_iter()
+        .map(|(n, d, s)| {
+            (
+                if n.starts_with("model.") { n.replacen("model.", "language_model.model.", 1) } else { n.to_owned() },
+                d,
+                s,
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Dtype, Vec<u64>)> = t.iter().map(|(n, d, s)| (n.as_str(), *d, s.clone())).collect();
+    let c = run(LLAMA, &refs, &Vocab::default()).expect("plans");
+    assert!(c.tensors.iter().any(|t| t.name == "token_embd.weight"));
+}

@@ -40,6 +40,9 @@ pub enum PlanError {
     /// The index names a shard the directory lacks.
     #[error("model.safetensors.index.json names {0:?}, which is not in the directory; upload it")]
     ShardMissing(String),
+    /// `model.safetensors.index.json` disagrees with the shards' headers.
+    #[error("model.safetensors.index.json: {0}; re-download the model's files")]
+    IndexMismatch(String),
     /// Two shards hold a tensor of the same name.
     #[error("tensor {tensor:?} is in both {first} and {second}")]
     Duplicate {
@@ -222,6 +225,35 @@ pub fn shard_names(file_names: &[&str], index: Option<&[u8]>) -> Result<Vec<Stri
         return Err(PlanError::NoShards);
     }
     Ok(names)
+}
+
+/// Checks `model.safetensors.index.json` against the shards' headers, as the reference does
+/// before converting: every tensor it lists is in the shard it names, and every tensor of the
+/// shards is listed.
+///
+/// # Errors
+/// [`PlanError::Index`] for a malformed index, [`PlanError::IndexMismatch`] naming the first
+/// tensor that disagrees.
+pub fn check_index(index: &[u8], shards: &[(&str, &Header)]) -> Result<(), PlanError> {
+    let idx = safetensors::parse_index(index)?;
+    let mut listed: BTreeMap<&str, &str> = BTreeMap::new();
+    for (tensor, file) in &idx.weight_map {
+        listed.insert(tensor, file);
+        let Some((_, h)) = shards.iter().find(|(f, _)| f == file) else {
+            return Err(PlanError::ShardMissing(file.clone()));
+        };
+        if h.get(tensor).is_none() {
+            return Err(PlanError::IndexMismatch(format!(
+                "tensor {tensor:?} is listed in {file}, which does not hold it"
+            )));
+        }
+    }
+    for (file, h) in shards {
+        if let Some(t) = h.tensors.iter().find(|t| !listed.contains_key(t.name.as_str())) {
+            return Err(PlanError::IndexMismatch(format!("tensor {:?} of {file} is not listed", t.name)));
+        }
+    }
+    Ok(())
 }
 
 /// Metadata under construction: `set` replaces a key in place (gguf-py's writer keeps a key's
@@ -565,6 +597,8 @@ fn rounded_notation(n: u64) -> String {
 
 /// One source tensor, located.
 struct Src<'a> {
+    /// The name as the reference maps it (`language_model.` removed).
+    hf: String,
     shard: usize,
     file: &'a str,
     t: &'a StTensor,
@@ -703,7 +737,9 @@ pub fn plan(
                     second: (*file).to_owned(),
                 });
             }
-            let m = match arch::map_name(arch, &t.name) {
+            // The reference drops `language_model.` (text weights saved from a multimodal model).
+            let hf = t.name.replace("language_model.", "");
+            let m = match arch::map_name(arch, &hf) {
                 Ok(Some(m)) => m,
                 Ok(None) => continue,
                 Err(()) => {
@@ -719,7 +755,7 @@ pub fn plan(
                 tensor: t.name.clone(),
                 dtype: t.dtype,
             })?;
-            let s = Src { shard, file, t, ty, m };
+            let s = Src { hf, shard, file, t, ty, m };
             check_shape(cfg, &s)?;
             srcs.push(s);
         }
@@ -783,7 +819,7 @@ fn size_label(tensors: &[OutTensor]) -> String {
 
 /// Checks that every tensor `config.json` implies is present.
 fn check_required(cfg: &HfConfig, srcs: &[Src<'_>]) -> Result<(), PlanError> {
-    let have = |n: &str| srcs.iter().any(|s| s.t.name == n);
+    let have = |n: &str| srcs.iter().any(|s| s.hf == n);
     let miss = |n: String, why: &str| Err(PlanError::Missing { tensor: n, why: why.to_owned() });
     if !have("model.embed_tokens.weight") {
         return miss("model.embed_tokens.weight".to_owned(), "every model has a token embedding");
@@ -893,7 +929,7 @@ fn stack_experts(
 fn plain(cfg: &HfConfig, s: &Src<'_>, vocab: &Vocab, ftype: GgmlType) -> Result<OutTensor, PlanError> {
     let t = s.t;
     let mut dims = reversed(&t.shape);
-    let op = if cfg.arch.norm_plus_one() && t.name.ends_with("norm.weight") { Op::AddOne } else { Op::None };
+    let op = if cfg.arch.norm_plus_one() && s.hf.ends_with("norm.weight") { Op::AddOne } else { Op::None };
     let esize = s.ty.size();
     let segments = if cfg.arch.permutes_qk() && matches!(s.m.kind, Kind::Q | Kind::K) {
         let n = if s.m.kind == Kind::Q { cfg.n_head } else { cfg.n_head_kv };
