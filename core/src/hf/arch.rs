@@ -142,13 +142,28 @@ pub struct Mapped {
 /// Expert stack names in the order the reference writes them once a layer is complete.
 pub const EXPERT_ORDER: [(u8, &str); 3] = [(2, "ffn_down_exps"), (0, "ffn_gate_exps"), (1, "ffn_up_exps")];
 
-/// Maps an HF tensor name. `Ok(None)`: the reference drops the tensor (`rotary_emb.inv_freq`,
-/// Gemma's `lm_head`). `Err(())`: the table has no GGUF name for it.
-///
-/// # Errors
-/// `Err(())` when the name is not one `arch` has.
-#[expect(clippy::result_unit_err, reason = "the caller names the tensor and the architecture")]
-pub fn map_name(arch: Arch, hf: &str) -> Result<Option<Mapped>, ()> {
+/// What the table says of an HF tensor name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mapping {
+    /// Written under this name.
+    Tensor(Mapped),
+    /// Dropped, as the reference drops it (`rotary_emb.inv_freq`, Gemma's `lm_head`).
+    Drop,
+    /// Not a tensor of this architecture.
+    Unknown,
+}
+
+/// Maps an HF tensor name (already without `language_model.`).
+#[must_use]
+pub fn map_name(arch: Arch, hf: &str) -> Mapping {
+    match try_map(arch, hf) {
+        Ok(Some(m)) => Mapping::Tensor(m),
+        Ok(None) => Mapping::Drop,
+        Err(()) => Mapping::Unknown,
+    }
+}
+
+fn try_map(arch: Arch, hf: &str) -> Result<Option<Mapped>, ()> {
     if hf.ends_with(".rotary_emb.inv_freq") || hf.ends_with(".attention.masked_bias") || hf.ends_with(".attention.bias")
     {
         return Ok(None);

@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use serde_json::Value as Json;
 
 use super::Kv;
-use super::arch::{self, Arch, EXPERT_ORDER, Kind, Mapped};
+use super::arch::{self, Arch, EXPERT_ORDER, Kind, Mapped, Mapping};
 use super::config::{ConfigError, HfConfig};
 use super::safetensors::{self, Dtype, Header, StTensor};
 use super::vocab::Vocab;
@@ -327,6 +327,14 @@ fn rope_params(cfg: &HfConfig) -> serde_json::Map<String, Json> {
 }
 
 fn local_rope_theta(cfg: &HfConfig) -> Result<Option<f64>, PlanError> {
+    let explicit = cfg
+        .get("rope_parameters")
+        .or_else(|| cfg.get("rope_scaling"))
+        .and_then(|r| r.get("sliding_attention"))
+        .and_then(|r| r.get("rope_theta"));
+    if let Some(v) = explicit {
+        return Ok(super::config::float_of("rope_parameters.sliding_attention.rope_theta", Some(v))?);
+    }
     float(cfg, &["local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta", "rope_local_base_freq"])
 }
 
@@ -713,6 +721,11 @@ fn reversed(shape: &[u64]) -> Vec<u64> {
 /// [`shard_names`] orders them with their parsed headers, `vocab` from the tokenizer files, the
 /// output type and `general.name` (see the module documentation for what to pass).
 ///
+/// `vocab.sampling` goes after `general.type` and `vocab.tokenizer` after
+/// `general.quantization_version`, as the reference writes them. Gemma 3 cuts its embedding to
+/// `vocab.n_tokens` rows when that is smaller than the embedding (0: no cut, for callers without
+/// a vocabulary).
+///
 /// # Errors
 /// [`PlanError`]: a tensor of another dtype than F32/F16/BF16, a name the architecture table
 /// cannot map, a shape that disagrees with `config.json`, a needed tensor missing, a tensor in
@@ -740,9 +753,9 @@ pub fn plan(
             // The reference drops `language_model.` (text weights saved from a multimodal model).
             let hf = t.name.replace("language_model.", "");
             let m = match arch::map_name(arch, &hf) {
-                Ok(Some(m)) => m,
-                Ok(None) => continue,
-                Err(()) => {
+                Mapping::Tensor(m) => m,
+                Mapping::Drop => continue,
+                Mapping::Unknown => {
                     return Err(PlanError::Unmapped {
                         file: (*file).to_owned(),
                         tensor: t.name.clone(),
