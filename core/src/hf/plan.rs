@@ -977,3 +977,30 @@ fn plain(cfg: &HfConfig, s: &Src<'_>, vocab: &Vocab, ftype: GgmlType) -> Result<
     let name = s.m.name.clone();
     Ok(OutTensor { ty: out_type(&name, dims.len(), ftype), name, dims, src: s.ty, op, segments })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::rounded_notation;
+
+    #[test]
+    fn size_label_notation_is_gguf_pys() {
+        // Python's model_weight_count_rounded_notation(n, min_digits=2) for each n.
+        let cases = [
+            (0, "0.00K"),
+            (499, "0.50K"),
+            (500, "0.50K"),
+            (760, "0.8K"),
+            (1500, "1.5K"),
+            (999_999, "1000K"),
+            (1_000_001, "1.0M"),
+            (4_200_000, "4.2M"),
+            (9_950_000, "10M"),
+            (7_241_732_096, "7.2B"),
+            (70_553_706_496, "71B"),
+            (1_500_000_000_000, "1.5T"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(rounded_notation(n), want, "{n}");
+        }
+    }
+}
