@@ -124,7 +124,24 @@ pub fn vocab(
         });
     }
     let sampling = sampling(files.generation_config)?;
-    let cx = Context::new(files, vocab_size)?;
+    let tokenizer_config = match files.tokenizer_config {
+        Some(b) => {
+            let v = parse_json(TOKENIZER_CONFIG, b)?;
+            if !v.is_object() {
+                return Err(invalid(TOKENIZER_CONFIG, "not a JSON object"));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let phi3_gpt2 = tokenizer_config.as_ref().and_then(|tc| get(tc, "tokenizer_class")).and_then(Json::as_str)
+        == Some("GPT2Tokenizer");
+    let sentencepiece = match arch {
+        "llama" | "qwen2" | "qwen3" | "gemma3" => files.tokenizer_model.is_some(),
+        "phi3" => !phi3_gpt2,
+        _ => false,
+    };
+    let cx = Context::new(files, vocab_size, tokenizer_config, !sentencepiece)?;
     let mut out = Kvs::default();
     let n_tokens = match arch {
         "llama" => {
@@ -182,9 +199,11 @@ pub fn vocab(
             }
         }
         "phi3" => {
-            let gpt2 = cx.tokenizer_config.as_ref().and_then(|tc| get(tc, "tokenizer_class")).and_then(Json::as_str)
-                == Some("GPT2Tokenizer");
-            if gpt2 { cx.gpt2(&mut out, pre)? } else { cx.phi3(&mut out)? }
+            if phi3_gpt2 {
+                cx.gpt2(&mut out, pre)?
+            } else {
+                cx.phi3(&mut out)?
+            }
         }
         _ => return Err(VocabError::Unsupported(format!("the tokenizer of architecture {arch}"))),
     };
@@ -198,8 +217,12 @@ fn invalid(file: &'static str, msg: impl Into<String>) -> VocabError {
     VocabError::Invalid { file, msg: msg.into() }
 }
 
+/// A parse failure: "not JSON" for a syntax error or an early end, else the shape is wrong.
 fn not_json(file: &'static str, e: &serde_json::Error) -> VocabError {
-    VocabError::NotJson { file, msg: format!("{e}") }
+    match e.classify() {
+        serde_json::error::Category::Data => invalid(file, format!("unexpected content: {e}")),
+        _ => VocabError::NotJson { file, msg: format!("{e}") },
+    }
 }
 
 /// `d.get(key)`, with JSON `null` as Python's `None`.
@@ -272,11 +295,12 @@ impl Kvs {
 // ---------------------------------------------------------------------------------------------
 // tokenizer.json, typed.
 
-/// The parts of `tokenizer.json` the reference reads.
+/// The parts of `tokenizer.json` the reference reads; `M` is [`ModelJson`], or [`ModelLite`]
+/// on the SentencePiece routes, which never look at the vocabulary or merges.
 #[derive(Deserialize, Default)]
-struct TokenizerJson {
-    #[serde(default)]
-    model: Option<ModelJson>,
+struct TokenizerJson<M = ModelJson> {
+    #[serde(default = "none")]
+    model: Option<M>,
     #[serde(default)]
     added_tokens: Option<Vec<AddedToken>>,
     #[serde(default)]
@@ -299,6 +323,40 @@ struct ModelJson {
     byte_fallback: Option<bool>,
     #[serde(default)]
     ignore_merges: Option<bool>,
+}
+
+/// `None`, for generic `#[serde(default)]` fields.
+fn none<T>() -> Option<T> {
+    None
+}
+
+/// `model` without its vocabulary and merges (skipped by the parser, not allocated).
+#[derive(Deserialize, Default)]
+struct ModelLite {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    byte_fallback: Option<bool>,
+    #[serde(default)]
+    ignore_merges: Option<bool>,
+}
+
+impl From<TokenizerJson<ModelLite>> for TokenizerJson {
+    fn from(t: TokenizerJson<ModelLite>) -> Self {
+        Self {
+            model: t.model.map(|m| ModelJson {
+                kind: m.kind,
+                vocab: None,
+                merges: None,
+                byte_fallback: m.byte_fallback,
+                ignore_merges: m.ignore_merges,
+            }),
+            added_tokens: t.added_tokens,
+            post_processor: t.post_processor,
+            normalizer: t.normalizer,
+            decoder: t.decoder,
+        }
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -489,22 +547,23 @@ fn is_empty_object(bytes: &[u8]) -> bool {
 }
 
 impl<'a> Context<'a> {
-    fn new(files: &'a TextFiles<'a>, vocab_size: Option<u64>) -> Result<Self, VocabError> {
+    /// Parses the files; `tokenizer.json`'s vocabulary and merges only when `full`.
+    fn new(
+        files: &'a TextFiles<'a>,
+        vocab_size: Option<u64>,
+        tokenizer_config: Option<Json>,
+        full: bool,
+    ) -> Result<Self, VocabError> {
         let tj = match files.tokenizer_json {
-            Some(b) => Some(serde_json::from_slice::<TokenizerJson>(b).map_err(|e| not_json(TOKENIZER_JSON, &e))?),
+            Some(b) if full => {
+                Some(serde_json::from_slice::<TokenizerJson>(b).map_err(|e| not_json(TOKENIZER_JSON, &e))?)
+            }
+            Some(b) => Some(
+                serde_json::from_slice::<TokenizerJson<ModelLite>>(b).map_err(|e| not_json(TOKENIZER_JSON, &e))?.into(),
+            ),
             None => None,
         };
         let tj_truthy = files.tokenizer_json.is_some_and(|b| !is_empty_object(b));
-        let tokenizer_config = match files.tokenizer_config {
-            Some(b) => {
-                let v = parse_json(TOKENIZER_CONFIG, b)?;
-                if !v.is_object() {
-                    return Err(invalid(TOKENIZER_CONFIG, "not a JSON object"));
-                }
-                Some(v)
-            }
-            None => None,
-        };
         let config = parse_json(CONFIG, files.config)?;
         if !config.is_object() {
             return Err(invalid(CONFIG, "not a JSON object"));
@@ -579,7 +638,8 @@ impl<'a> Context<'a> {
         let tokpre = pre(bytes)?;
         // get_added_vocab(): text → id; added_tokens_decoder: id → special.
         let added_text: BTreeSet<&str> = added.iter().map(|a| a.content.as_str()).collect();
-        let special_of = |id: u64| added.iter().rev().find(|a| a.id == id).is_some_and(|a| a.special);
+        let special: alloc::collections::BTreeMap<u64, bool> = added.iter().map(|a| (a.id, a.special)).collect();
+        let special_of = |id: u64| special.get(&id).copied().unwrap_or(false);
         let mut tokens = Vec::with_capacity(rev.len());
         let mut types = Vec::with_capacity(rev.len());
         for (i, t) in rev.iter().enumerate() {
@@ -1518,6 +1578,66 @@ mod tests {
         assert_eq!(get("tokenizer.ggml.bos_token_id"), Some(Value::U32(4)));
         assert_eq!(get("tokenizer.ggml.add_bos_token"), Some(Value::Bool(false)));
         assert!(v.sampling.is_empty());
+    }
+
+    #[test]
+    fn llama_add_prefix_space_comes_first() {
+        // tokenizer.model pieces: <unk> (2), <s> (3), </s> (3), ▁a (1)
+        let mut model = Vec::new();
+        for (text, kind) in [("<unk>", 2u8), ("<s>", 3), ("</s>", 3), ("\u{2581}a", 1)] {
+            let mut m = vec![0x0a, u8::try_from(text.len()).expect("short")];
+            m.extend_from_slice(text.as_bytes());
+            m.extend_from_slice(&[0x18, kind]);
+            model.extend_from_slice(&[0x0a, u8::try_from(m.len()).expect("short")]);
+            model.extend_from_slice(&m);
+        }
+        let config = br#"{"bos_token_id": 1, "eos_token_id": 2}"#;
+        let tc = br#"{"add_prefix_space": false, "bos_token": "<s>",
+            "added_tokens_decoder": {"5": {"content": "<|x|>"}, "4": {"content": "\u2581b"}}}"#;
+        let added = br#"{"c": 3}"#;
+        let files = TextFiles {
+            config,
+            tokenizer_model: Some(&model),
+            tokenizer_config: Some(tc),
+            added_tokens: Some(added),
+            ..TextFiles::default()
+        };
+        let v = vocab(&files, "llama", "LlamaForCausalLM", Some(7), &mut no_pre).expect("spm");
+        let keys: Vec<&str> = v.tokenizer.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tokenizer.ggml.add_space_prefix",
+                "tokenizer.ggml.model",
+                "tokenizer.ggml.pre",
+                "tokenizer.ggml.tokens",
+                "tokenizer.ggml.scores",
+                "tokenizer.ggml.token_type",
+                "tokenizer.ggml.bos_token_id",
+                "tokenizer.ggml.eos_token_id",
+            ]
+        );
+        assert_eq!(v.n_tokens, 7);
+        let get = |k: &str| v.tokenizer.iter().find(|(kk, _)| kk == k).map(|(_, v)| v.clone());
+        let Some(Value::Array(Array::Str(t))) = get("tokenizer.ggml.tokens") else { panic!("tokens") };
+        let t: Vec<&[u8]> = t.iter().map(Vec::as_slice).collect();
+        assert_eq!(t, [&b"<unk>"[..], b"<s>", b"</s>", b"c", b" b", b"<|x|>", b"[PAD6]"]);
+        assert_eq!(get("tokenizer.ggml.token_type"), Some(Value::Array(Array::I32(vec![2, 3, 3, 4, 4, 3, 5]))));
+        assert_eq!(
+            get("tokenizer.ggml.scores"),
+            Some(Value::Array(Array::F32(vec![0.0, 0.0, 0.0, -1000.0, -1000.0, -1000.0, -10000.0])))
+        );
+        // no tokenizer.json: the bos token comes from config.json, not tokenizer_config
+        assert_eq!(get("tokenizer.ggml.bos_token_id"), Some(Value::U32(1)));
+    }
+
+    #[test]
+    fn wrong_shape_is_not_called_not_json() {
+        let config = br#"{}"#;
+        let tj = br#"{"model": {"type": "BPE", "vocab": {"a": "zero"}}}"#;
+        let files = TextFiles { config, tokenizer_json: Some(tj), ..TextFiles::default() };
+        let e = vocab(&files, "qwen3moe", "Qwen3MoeForCausalLM", None, &mut no_pre).expect_err("shape");
+        assert!(e.to_string().starts_with("tokenizer.json: unexpected content: "), "{e}");
     }
 
     #[test]
