@@ -272,6 +272,34 @@ mod tests {
         assert!(e.to_string().starts_with("tokenizer.json: cannot load the tokenizer: "), "{e}");
     }
 
+    /// `vocab()` with the real `detect`: the BPE fixtures get their expected pre name.
+    #[test]
+    fn vocab_with_detect() {
+        use kiln_core::gguf::Value;
+        use kiln_core::hf::TextFiles;
+        for (fixture, arch, class, want) in [
+            ("llama", "llama", "LlamaForCausalLM", "llama-bpe"),
+            ("qwen3moe", "qwen3moe", "Qwen3MoeForCausalLM", "qwen2"),
+        ] {
+            let dir =
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/hf").join(fixture).join("model");
+            let read = |f: &str| std::fs::read(dir.join(f)).ok();
+            let config = read("config.json").expect("run scripts/hf-fixtures");
+            let (tj, tc) = (read("tokenizer.json"), read("tokenizer_config.json"));
+            let files = TextFiles {
+                config: &config,
+                tokenizer_json: tj.as_deref(),
+                tokenizer_config: tc.as_deref(),
+                ..TextFiles::default()
+            };
+            let cfg: serde_json::Value = serde_json::from_slice(&config).expect("config");
+            let v = kiln_core::hf::vocab::vocab(&files, arch, class, cfg["vocab_size"].as_u64(), &mut detect)
+                .expect("vocab");
+            let pre = v.tokenizer.iter().find(|(k, _)| k == "tokenizer.ggml.pre").map(|(_, v)| v);
+            assert_eq!(pre.and_then(Value::as_str), Some(want), "{fixture}");
+        }
+    }
+
     #[test]
     fn table_is_the_references() {
         assert_eq!(TABLE.len(), 95);
