@@ -11,6 +11,9 @@ use alloc::vec::Vec;
 /// Largest `tokenizer.model` accepted: real ones are a few MB (Gemma 3's is 4.7 MB).
 pub const MAX_MODEL_BYTES: usize = 64 << 20;
 
+/// Most pieces accepted (Gemma 3 has 262,144).
+pub const MAX_PIECES: usize = 1 << 22;
+
 /// A piece's type, as `sentencepiece_model.proto` numbers them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PieceType {
@@ -74,6 +77,9 @@ pub enum SpmError {
     /// A piece that is not UTF-8.
     #[error("piece {0} is not UTF-8")]
     NotUtf8(usize),
+    /// More than [`MAX_PIECES`] pieces.
+    #[error("more than {MAX_PIECES} pieces")]
+    TooManyPieces,
     /// No pieces at all.
     #[error("no pieces")]
     Empty,
@@ -174,6 +180,9 @@ pub fn pieces(data: &[u8]) -> Result<Vec<Piece>, SpmError> {
         let (1, Field::Bytes(msg, base)) = (number, field) else {
             continue;
         };
+        if out.len() == MAX_PIECES {
+            return Err(SpmError::TooManyPieces);
+        }
         let mut r = Reader { buf: msg, pos: 0, base };
         let mut piece: &[u8] = &[];
         let mut score = 0.0f32;

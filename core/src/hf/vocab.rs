@@ -17,7 +17,7 @@
 //! values.
 
 use alloc::borrow::ToOwned;
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec;
@@ -33,7 +33,7 @@ use super::{Kv, TextFiles};
 use crate::gguf::{Array, Value};
 
 /// Largest vocabulary (tokens written) accepted; real ones are at most a few hundred thousand.
-pub const MAX_VOCAB: u64 = 1 << 24;
+pub const MAX_VOCAB: u64 = 1 << 22;
 
 /// GGUF token types (gguf-py's `TokenType`).
 mod tt {
@@ -601,20 +601,38 @@ impl<'a> Context<'a> {
         Ok((v, added))
     }
 
-    /// id → token of `get_vocab()` (added tokens override model tokens of the same text).
-    fn reverse_vocab(&self, limit: u64) -> Result<Vec<Option<&str>>, VocabError> {
+    /// `get_vocab()`: text → id, the model's tokens with the added tokens over them.
+    fn merged_vocab(&self) -> Result<BTreeMap<&str, u64>, VocabError> {
         let (v, added) = self.hf_vocab()?;
-        let mut ids: alloc::collections::BTreeMap<&str, u64> = v.iter().map(|(t, i)| (t.as_str(), *i)).collect();
+        let mut ids: BTreeMap<&str, u64> = v.iter().map(|(t, i)| (t.as_str(), *i)).collect();
         for a in added {
             ids.insert(&a.content, a.id);
         }
+        Ok(ids)
+    }
+
+    /// id → text of `get_vocab()` for ids below `limit`; where two texts share an id, an added
+    /// token wins, as it comes last in the dict the reference reverses.
+    fn reverse_vocab<'v>(
+        &'v self,
+        ids: &BTreeMap<&'v str, u64>,
+        limit: u64,
+    ) -> Result<Vec<Option<&'v str>>, VocabError> {
+        let (_, added) = self.hf_vocab()?;
         let len = usize::try_from(limit).map_err(|_| invalid(CONFIG, "vocab_size too large"))?;
         let mut rev = vec![None; len];
-        for (t, i) in ids {
+        let mut put = |t: &'v str, i: u64| -> Result<(), VocabError> {
             let slot = usize::try_from(i).ok().and_then(|i| rev.get_mut(i)).ok_or_else(|| {
                 invalid(TOKENIZER_JSON, format!("token id {i} is not below the vocabulary size {limit}"))
             })?;
             *slot = Some(t);
+            Ok(())
+        };
+        for (t, i) in ids {
+            put(t, *i)?;
+        }
+        for a in added.iter().filter(|a| ids.get(a.content.as_str()) == Some(&a.id)) {
+            put(&a.content, a.id)?;
         }
         Ok(rev)
     }
@@ -624,21 +642,17 @@ impl<'a> Context<'a> {
         let Some(bytes) = self.files.tokenizer_json else {
             return Err(VocabError::Missing("tokenizer.json or tokenizer.model"));
         };
-        let (v, added) = self.hf_vocab()?;
-        let n_merged = {
-            let mut set: BTreeSet<&str> = v.iter().map(|(t, _)| t.as_str()).collect();
-            set.extend(added.iter().map(|a| a.content.as_str()));
-            set.len() as u64
-        };
-        let vocab_size = self.vocab_size.unwrap_or(n_merged);
+        let (_, added) = self.hf_vocab()?;
+        let ids = self.merged_vocab()?;
+        let vocab_size = self.vocab_size.unwrap_or(ids.len() as u64);
         if vocab_size > MAX_VOCAB {
             return Err(invalid(TOKENIZER_JSON, format!("{vocab_size} tokens is too many")));
         }
-        let rev = self.reverse_vocab(vocab_size)?;
+        let rev = self.reverse_vocab(&ids, vocab_size)?;
         let tokpre = pre(bytes)?;
         // get_added_vocab(): text → id; added_tokens_decoder: id → special.
         let added_text: BTreeSet<&str> = added.iter().map(|a| a.content.as_str()).collect();
-        let special: alloc::collections::BTreeMap<u64, bool> = added.iter().map(|a| (a.id, a.special)).collect();
+        let special: BTreeMap<u64, bool> = added.iter().map(|a| (a.id, a.special)).collect();
         let special_of = |id: u64| special.get(&id).copied().unwrap_or(false);
         let mut tokens = Vec::with_capacity(rev.len());
         let mut types = Vec::with_capacity(rev.len());
@@ -801,11 +815,11 @@ impl<'a> Context<'a> {
         if base > MAX_VOCAB {
             return Err(invalid(TOKENIZER_JSON, format!("{base} tokens is too many")));
         }
-        let mut full: alloc::collections::BTreeMap<&str, u64> = v.iter().map(|(t, i)| (t.as_str(), *i)).collect();
-        for a in added {
-            full.insert(&a.content, a.id);
+        let full = self.merged_vocab()?;
+        let mut rev: BTreeMap<u64, &str> = full.iter().map(|(t, i)| (*i, *t)).collect();
+        for a in added.iter().filter(|a| full.get(a.content.as_str()) == Some(&a.id)) {
+            rev.insert(a.id, &a.content);
         }
-        let mut rev: alloc::collections::BTreeMap<u64, &str> = full.iter().map(|(t, i)| (*i, *t)).collect();
         // all_special_tokens: tokenizer_config's (special_tokens_map.json over it) special
         // token attributes and additional_special_tokens.
         let mut specials: Vec<String> = Vec::new();
