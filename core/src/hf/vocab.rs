@@ -15,6 +15,21 @@
 //! `tokenizer.json` can be ~30 MB (Gemma 3's); its vocabulary, merges and added tokens are read
 //! into typed vectors, and only the small parts (post-processor, normalizer, decoder) as JSON
 //! values.
+//!
+//! Known differences from the reference (none affects the fixtures):
+//! - BPE route: the reference re-normalizes added tokens that are not `normalized` through
+//!   transformers (`decode(encode(t))`); here they are taken as written, which is the same for
+//!   the usual `<|…|>`-style and ASCII tokens under a ByteLevel decoder.
+//! - BPE route: only `tokenizer.json`'s tokens; transformers can add special tokens named by
+//!   `tokenizer_config.json` that `tokenizer.json` lacks. Slow tokenizers (`vocab.json` +
+//!   `merges.txt`) are not read.
+//! - Llama-2 style `tokenizer.json`: transformers' `all_special_tokens` is taken to be the
+//!   special-token attributes and `additional_special_tokens` of `tokenizer_config.json`, with
+//!   `special_tokens_map.json` over them.
+//! - A list of named chat templates: `tokenizer.chat_templates` keeps the list's order (the
+//!   reference writes a Python set, whose order is not fixed).
+//! - Where the reference crashes on a malformed file (a missing key, a wrongly typed value),
+//!   this module returns an error, or reads on where the value is not needed.
 
 use alloc::borrow::ToOwned;
 use alloc::collections::{BTreeMap, BTreeSet};
