@@ -9,6 +9,7 @@ pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod create;
 pub mod fsck;
 pub mod gguf;
