@@ -75,11 +75,16 @@ pub enum Error {
     /// `files` is empty or holds nothing kiln can import.
     #[error("unknown type")]
     UnknownType,
-    /// Safetensors import is out of kiln's scope.
+    /// Hugging Face files (`config.json`, a tokenizer) without any weights.
     #[error(
-        "safetensors import is not supported by kiln: convert the model to GGUF first (llama.cpp's convert_hf_to_gguf.py) and upload the .gguf file"
+        "no .safetensors files: a Hugging Face import uploads config.json, the tokenizer files and every model*.safetensors shard"
     )]
-    SafetensorsUnsupported,
+    SafetensorsMissing,
+    /// Safetensors LoRA adapters are not converted.
+    #[error(
+        "safetensors adapters are not supported by kiln: convert the adapter to GGUF first (llama.cpp's convert_lora_to_gguf.py) and upload the .gguf file"
+    )]
+    SafetensorsAdapter,
     /// More than one adapter.
     #[error("only one adapter is currently supported")]
     TooManyAdapters,

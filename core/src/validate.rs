@@ -21,6 +21,9 @@ pub enum Source {
     From(ModelName),
     /// Uploaded GGUF blobs, in sorted key order.
     Files(Vec<(String, Digest)>),
+    /// An uploaded Hugging Face directory (some key ends in `.safetensors`), in sorted key
+    /// order: converted to GGUF.
+    Hf(Vec<(String, Digest)>),
 }
 
 /// A create request that passed every check.
@@ -76,9 +79,15 @@ fn check_files(files: Option<&alloc::collections::BTreeMap<String, String>>) -> 
     files.iter().map(|(k, d)| Ok((k.clone(), Digest::parse(d)?))).collect()
 }
 
+/// Ollama's test for a conversion: a key ending in `.safetensors`.
 fn is_safetensors(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    k.ends_with(".safetensors") || k.ends_with("config.json") || k.ends_with("tokenizer.json")
+    key.ends_with(".safetensors")
+}
+
+/// Files of a Hugging Face directory that cannot be imported as GGUF.
+fn is_hf_file(key: &str) -> bool {
+    let base = key.rsplit('/').next().unwrap_or(key);
+    is_safetensors(key) || base == "config.json" || base == "tokenizer.json" || base == "tokenizer.model"
 }
 
 fn is_remote(from: &str) -> bool {
@@ -117,17 +126,16 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
             Source::From(ModelName::parse(from).ok_or(Error::InvalidModelName)?)
         }
         None if req.files.is_none() => return Err(Error::NeitherFromNorFiles),
-        None if files.iter().any(|(k, _)| is_safetensors(k)) => {
-            return Err(Error::SafetensorsUnsupported);
-        }
+        None if files.iter().any(|(k, _)| is_safetensors(k)) => Source::Hf(files),
+        None if files.iter().any(|(k, _)| is_hf_file(k)) => return Err(Error::SafetensorsMissing),
         None if files.is_empty() => return Err(Error::UnknownType),
         None => Source::Files(files),
     };
     if adapters.len() > 1 {
         return Err(Error::TooManyAdapters);
     }
-    if adapters.iter().any(|(k, _)| is_safetensors(k)) {
-        return Err(Error::SafetensorsUnsupported);
+    if adapters.iter().any(|(k, _)| is_hf_file(k)) {
+        return Err(Error::SafetensorsAdapter);
     }
     if let Some(t) = &req.template {
         check_template(t)?;
@@ -335,7 +343,13 @@ mod tests {
         assert_eq!(err(r#"{"model":"m","files":{"a.gguf":""}}"#), "invalid digest format");
         assert_eq!(err(r#"{"model":"m","files":{"a.gguf":"sha256:zz"}}"#), "invalid digest format");
         assert!(
-            err(&format!(r#"{{"model":"m","files":{{"model.safetensors":"{d}"}}}}"#)).starts_with("safetensors import")
+            err(&format!(r#"{{"model":"m","files":{{"config.json":"{d}"}}}}"#)).starts_with("no .safetensors files")
+        );
+        assert!(
+            err(&format!(
+                r#"{{"model":"m","files":{{"a.gguf":"{d}"}},"adapters":{{"adapter_model.safetensors":"{d}"}}}}"#
+            ))
+            .starts_with("safetensors adapters are not supported")
         );
         assert_eq!(
             err(r#"{"model":"m","from":"x","parameters":{"temprature":1}}"#),

@@ -50,9 +50,9 @@ fn create_bad_input_table() {
         (json!({"model": "m", "files": {"m.gguf": not_gguf}}), 400, "supplied file was not in GGUF format".into()),
         (json!({"model": "m", "files": {"m.gguf": truncated}}), 400, "m.gguf: invalid tensor".into()),
         (
-            json!({"model": "m", "files": {"model.safetensors": good}}),
+            json!({"model": "m", "files": {"config.json": good}}),
             400,
-            "safetensors import is not supported".into(),
+            "no .safetensors files: a Hugging Face import uploads config.json, the tokenizer files and every model*.safetensors shard".into(),
         ),
         (
             json!({"model": "m", "files": {"m.gguf": good}, "parameters": {"temprature": 0.7}}),
