@@ -39,6 +39,9 @@ pub enum CreateError {
         /// The model naming it.
         model: String,
     },
+    /// An uploaded Hugging Face directory that cannot be converted.
+    #[error(transparent)]
+    Import(#[from] crate::convert::import::ImportError),
     /// The model cannot be quantized as asked, or the quantizer failed.
     #[error(transparent)]
     Quantize(QuantError),

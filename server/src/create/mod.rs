@@ -10,6 +10,7 @@
 //! collect it; the manifest is written last.
 
 pub mod commit;
+pub mod convert_step;
 pub mod error;
 pub mod events;
 pub mod layers;
@@ -45,6 +46,20 @@ impl Staged {
         let status = format!("using existing layer {}", layer.digest);
         Self { layer, status }
     }
+}
+
+/// Takes a model blob this create just published into its pin, and gives its status line.
+/// Its digest was known only once written, so it is pinned after publishing: a collection in
+/// between (an identical create abandoned at that moment) shows here as a missing blob.
+fn adopt(store: &Store, pin: &mut Pin<'_>, d: &Digest, published: Published) -> Result<String, CreateError> {
+    pin.add(d.clone());
+    if !store.has_blob(d) {
+        return Err(CreateError::Internal(format!("new model blob {d} was collected concurrently; retry")));
+    }
+    if published == Published::Created {
+        pin.wrote(d.clone());
+    }
+    Ok(published.status(d))
 }
 
 /// A small JSON blob (params, config), or the default when it cannot be read.
@@ -109,7 +124,7 @@ async fn create(
     pin: &mut Pin<'_>,
 ) -> Result<(), CreateError> {
     // Pin the uploaded blobs first: from here on no delete can collect them.
-    if let Source::Files(files) = &plan.source {
+    if let Source::Files(files) | Source::Hf(files) = &plan.source {
         for (_, d) in files {
             pin.add(d.clone());
         }
@@ -118,12 +133,21 @@ async fn create(
         pin.add(d.clone());
     }
     let mut sources = sources::resolve(store, plan, pin).await?;
+    let hf = match &plan.source {
+        Source::Hf(files) => Some(convert_step::prepare(store, files, plan.quantize.as_ref(), &plan.name).await?),
+        _ => None,
+    };
     let job = match &plan.quantize {
-        Some((target, label)) => quantize_step::prepare(&sources, *target, label)?,
-        None => None,
+        Some((target, label)) if hf.is_none() => quantize_step::prepare(&sources, *target, label)?,
+        _ => None,
     };
     for _ in 0..sources.parsed_files {
         events.status("parsing GGUF").await?;
+    }
+    if let Some(hf) = hf {
+        let (layer, header) = convert_step::run(store, quantizer, hf, events, pin).await?;
+        sources.headers.insert(layer.layer.digest.clone(), header);
+        sources.staged.insert(0, layer);
     }
     if let Some(job) = job {
         let (layer, header) = quantize_step::run(store, quantizer, job, events, pin).await?;

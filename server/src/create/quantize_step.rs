@@ -13,11 +13,10 @@ use kiln_core::gguf::Header;
 use super::error::CreateError;
 use super::events::Events;
 use super::sources::Sources;
-use super::{Staged, blocking};
+use super::{Staged, adopt, blocking};
 use crate::quantize::backend::Quantizer;
 use crate::quantize::blob::{Progress, quantize_blob};
 use crate::quantize::{self, QuantPlan};
-use crate::store::blobs::Published;
 use crate::store::{Layer, Pin, Store, media};
 
 /// A quantization the create will run.
@@ -94,15 +93,7 @@ pub(super) async fn run(
         cpu_fallback_blocks = q.output.fallbacks,
         "quantized"
     );
-    // Its digest is known only now, so it is pinned after publishing: a collection in between
-    // (an identical quantization abandoned at that moment) shows here as a missing blob.
-    pin.add(q.digest.clone());
-    if !store.has_blob(&q.digest) {
-        return Err(CreateError::Internal(format!("quantized blob {} was collected concurrently; retry", q.digest)));
-    }
-    if q.published == Published::Created {
-        pin.wrote(q.digest.clone());
-    }
-    let staged = Staged { status: q.published.status(&q.digest), layer: Layer::new(media::MODEL, &q.digest, q.size) };
+    let status = adopt(store, pin, &q.digest, q.published)?;
+    let staged = Staged { status, layer: Layer::new(media::MODEL, &q.digest, q.size) };
     Ok((staged, Arc::new(q.header)))
 }

@@ -36,6 +36,8 @@ pub(super) async fn resolve(store: &Arc<Store>, plan: &CreatePlan, pin: &mut Pin
     let mut sources = match &plan.source {
         Source::From(name) => from_model(store, &store.resolve(name), pin)?,
         Source::Files(files) => from_files(store, files, pin).await?,
+        // Converted by `convert_step`, which adds the model layer.
+        Source::Hf(_) => Sources::default(),
     };
     for (key, d) in &plan.adapters {
         let header = import_gguf(store, key, d).await?;

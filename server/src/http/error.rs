@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::limits::BodyError;
+use crate::convert::import::ImportError;
 use crate::create::CreateError;
 use crate::quantize::QuantError;
 use crate::store::StoreError;
@@ -114,7 +115,10 @@ impl From<CreateError> for ApiError {
             | CreateError::NotGguf(_)
             | CreateError::BadGguf { .. }
             | CreateError::BadStoredGguf(_) => Self::bad_request(e.to_string()),
-            CreateError::Quantize(QuantError::Io(io)) | CreateError::Io(io) => io.into(),
+            CreateError::Quantize(QuantError::Io(io))
+            | CreateError::Io(io)
+            | CreateError::Import(ImportError::Io(io)) => io.into(),
+            CreateError::Import(_) => Self::bad_request(e.to_string()),
             CreateError::Quantize(
                 QuantError::SourceType(_) | QuantError::TensorSource { .. } | QuantError::Header(_),
             ) => Self::bad_request(e.to_string()),

@@ -52,13 +52,29 @@ pub fn quantize_blob(
     progress: &mut impl Progress,
 ) -> Result<QuantizedBlob, QuantError> {
     let total = store.blob_size(src)?;
-    // Progress is in the source's bytes, scaled so that the bar ends at the blob's size.
+    let file = std::fs::File::open(store.blob_path(src))?;
+    quantize_from(store, quantizer, file, total, plan, progress)
+}
+
+/// Quantizes the GGUF `src` reads (`total` bytes: a stored blob, or a conversion made as it is
+/// read) as `plan` says and publishes the result.
+///
+/// # Errors
+/// As [`quantize_blob`].
+pub fn quantize_from(
+    store: &Store,
+    quantizer: &Quantizer,
+    src: impl std::io::Read + std::io::Seek + Send,
+    total: u64,
+    plan: &QuantPlan,
+    progress: &mut impl Progress,
+) -> Result<QuantizedBlob, QuantError> {
+    // Progress is in the source's bytes, scaled so that the bar ends at the source's size.
     let data = total.saturating_sub(plan.src_data_offset).max(1);
     let tmp = store.blob_temp()?;
     let out = tmp.as_file().try_clone()?;
-    let file = std::fs::File::open(store.blob_path(src))?;
     let mut last = Instant::now();
-    let (_, output) = pipeline::run(plan, file, out, quantizer, |done| {
+    let (_, output) = pipeline::run(plan, src, out, quantizer, |done| {
         if last.elapsed() >= REPORT_EVERY || done >= data {
             last = Instant::now();
             let completed = u64::try_from(u128::from(done) * u128::from(total) / u128::from(data)).unwrap_or(total);

@@ -38,7 +38,7 @@ enum Work {
     Pad,
 }
 
-fn reader(mut src: File, plan: &QuantPlan, chunk: u64, tx: &SyncSender<std::io::Result<Work>>) {
+fn reader(mut src: impl Read + Seek, plan: &QuantPlan, chunk: u64, tx: &SyncSender<std::io::Result<Work>>) {
     let mut run = || -> std::io::Result<()> {
         for t in &plan.tensors {
             let start = plan.src_data_offset + t.src.offset;
@@ -108,7 +108,7 @@ fn writer(out: File, header: &[u8], alignment: u64, rx: &Receiver<Out>) -> std::
 /// I/O and kernel errors; [`QuantError::Cancelled`] when `progress` said stop.
 pub fn run(
     plan: &QuantPlan,
-    src: File,
+    src: impl Read + Seek + Send,
     out: File,
     quantizer: &Quantizer,
     mut progress: impl FnMut(u64) -> bool,
