@@ -311,3 +311,26 @@ fn adapter_file_relative_to_the_modelfile_round_trips_through_show() {
     b.sort();
     assert_eq!(a, b);
 }
+
+#[test]
+fn from_a_hugging_face_folder_converts_and_quantizes_as_llama_cpp() {
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("qwen3");
+    std::fs::create_dir(&folder).unwrap();
+    for f in std::fs::read_dir(crate::util::hf_fixture("qwen3")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, folder.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.path().join("Modelfile"), "FROM ./qwen3\n").unwrap();
+    // Named `model`, so general.name is the reference's for its folder `model`: the whole file
+    // is then llama-quantize's.
+    let out = server.cli(dir.path(), &["create", "model", "-q", "q8_0"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stderr.contains("converting model\n"), "{}", out.stderr);
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared().join("fixtures/hf/qwen3-quant-expected.json")).unwrap())
+            .unwrap();
+    let want = format!("sha256:{}", expected["runs"]["Q8_0"]["sha256"].as_str().unwrap());
+    assert_eq!(layers(&server, "model")[0], want);
+}

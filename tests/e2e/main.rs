@@ -17,6 +17,7 @@ mod crash; // SIGKILL at random points, then kiln fsck
 mod create; // create from files and from models: event order, layers, config
 mod disk_full; // ENOSPC on a small tmpfs: 507, nothing left behind
 mod gpu; // --device auto/gpu/cpu: self-test fallback, no driver, /api/kiln/info
+mod hf_import; // Hugging Face folders: every fault a 400 naming the file, store unchanged
 mod hostile_gguf; // crafted GGUF files: each refused with its reason
 mod limits; // slow and hostile clients: body cap, timeouts, fd limit, shutdown deadline
 mod models; // tags, show, copy, delete and blob collection

@@ -32,6 +32,14 @@ pub fn shared() -> PathBuf {
     p
 }
 
+/// A Hugging Face fixture folder of `shared/fixtures/hf`, as `scripts/hf-fixtures` regenerates
+/// it (`scripts/test` runs it before the tests).
+pub fn hf_fixture(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/fixtures/hf").join(name).join("model");
+    assert!(p.join("config.json").is_file(), "{} is missing: run scripts/hf-fixtures", p.display());
+    p
+}
+
 /// The tiny llama fixture.
 pub fn tiny_llama() -> Vec<u8> {
     std::fs::read(shared().join("fixtures/tiny-llama-f16.gguf")).expect("tiny-llama fixture")
