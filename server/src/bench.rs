@@ -24,7 +24,8 @@ pub struct BenchArgs {
     /// Quantizer threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// A GGUF model (F16/BF16/F32) to create end to end.
+    /// A GGUF model (F16/BF16/F32), or a Hugging Face model folder (safetensors: converted and
+    /// quantized in one pass), to create end to end.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// File types for the end-to-end creates.
@@ -190,18 +191,32 @@ async fn create_bench(
         .prefix("kiln-bench-")
         .tempdir_in(model.parent().unwrap_or(std::path::Path::new(".")))?;
     let store = crate::store::Store::open(dir.path())?;
-    let bytes_in = std::fs::metadata(model)?.len();
-    // Import the source as an upload would: hash it, store it as a blob.
-    let digest = {
-        use sha2::Digest as _;
-        let mut f = std::fs::File::open(model)?;
-        let mut h = sha2::Sha256::new();
-        std::io::copy(&mut f, &mut h)?;
-        crate::store::blobs::finish(h)
+    // Import the source as an upload would: each file hashed and stored as a blob.
+    let sources: Vec<(String, PathBuf)> = if model.is_dir() {
+        let mut v: Vec<_> = std::fs::read_dir(model)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .map(|p| (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![("model.gguf".to_owned(), model.to_path_buf())]
     };
-    std::fs::copy(model, store.blob_path(&digest))?;
-    // The copy must be on disk before timing starts, or its writeback competes with the runs.
-    std::fs::File::open(store.blob_path(&digest))?.sync_all()?;
+    let mut files = serde_json::Map::new();
+    let mut bytes_in = 0;
+    for (key, path) in &sources {
+        use sha2::Digest as _;
+        let mut h = sha2::Sha256::new();
+        std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
+        let digest = crate::store::blobs::finish(h);
+        std::fs::copy(path, store.blob_path(&digest))?;
+        // The copy must be on disk before timing starts, or its writeback competes with the runs.
+        std::fs::File::open(store.blob_path(&digest))?.sync_all()?;
+        bytes_in += std::fs::metadata(path)?.len();
+        files.insert(key.clone(), digest.to_string().into());
+    }
     let args = crate::config::ServeArgs {
         host: "127.0.0.1:0".into(),
         models: dir.path().to_path_buf(),
@@ -233,7 +248,7 @@ async fn create_bench(
     for t in types {
         FileType::parse_quantize(t)?;
         let name = format!("bench-{}", t.to_lowercase());
-        let req = serde_json::json!({"model": name, "files": {"model.gguf": digest.to_string()}, "quantize": t});
+        let req = serde_json::json!({"model": name, "files": files, "quantize": t});
         let mut times = Vec::new();
         let (mut out, mut rss) = (0u64, 0f64);
         for _ in 0..runs {
