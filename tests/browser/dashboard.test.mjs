@@ -186,6 +186,19 @@ await step('the folder makes a model (needs the server side of the safetensors i
   await page.getByRole('row').filter({ hasText: 'qwen3-hf:latest' }).waitFor();
 });
 
+await step('the same folder again uploads nothing', async () => {
+  const [posts, sent] = [blobPosts.length, creates.length];
+  await page.getByLabel('Model folder').setInputFiles(hfFolder);
+  await page.waitForFunction(() => !document.querySelector('#source-error'));
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  for (let i = 0; i < 600 && creates.length === sent; i++) await page.waitForTimeout(100);
+  expect(creates.length === sent + 1, 'no create request went out');
+  const lines = await page.getByRole('list', { name: 'Files' }).getByRole('listitem').allInnerTexts();
+  expect(lines.length === 5 && lines.every((l) => l.endsWith('already on the server')), lines.join('\n'));
+  expect(blobPosts.length === posts, `uploaded again: ${blobPosts.slice(posts)}`);
+  await page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert')).first().waitFor();
+});
+
 await step('readable at phone width', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByLabel('Model name').waitFor();

@@ -30,8 +30,14 @@ async fn ensure_blob(file: &File, signal: &AbortSignal, progress: Progress) -> R
     Ok(digest)
 }
 
-fn mb(bytes: f64) -> String {
-    format!("{:.1} MB", bytes / 1e6)
+/// A file size for its detail line.
+fn size(bytes: f64) -> String {
+    if bytes < 1e6 { format!("{:.1} kB", bytes / 1e3) } else { format!("{:.1} MB", bytes / 1e6) }
+}
+
+/// A digest cut to what a person compares at a glance (the full one is in the log).
+fn short(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }
 
 /// Hashes every file of a folder, then uploads those the server lacks: one bar for all the bytes
@@ -45,23 +51,24 @@ async fn ensure_folder(
     let label = format!("hashing {} files", files.len());
     progress.set_bar("hash", &label, 0.0, total);
     for (key, f) in files {
-        progress.file_line(key, &format!("{}, waiting", mb(f.size())));
+        progress.file_line(key, &format!("{}, waiting", size(f.size())));
     }
     let mut digests = BTreeMap::new();
     let mut base = 0.0;
     for (key, f) in files {
-        progress.file_line(key, &format!("{}, hashing", mb(f.size())));
+        progress.file_line(key, &format!("{}, hashing", size(f.size())));
         let l = label.clone();
         let digest = hasher::sha256(f, move |d, _| progress.set_bar("hash", &l, base + d, total)).await?;
         base += f.size();
-        progress.file_line(key, &format!("{}, {digest}", mb(f.size())));
+        progress.file_line(key, &format!("{}, {}…", size(f.size()), short(&digest)));
         digests.insert(key.clone(), digest);
     }
     let mut missing = Vec::new();
     for (key, f) in files {
         let digest = &digests[key];
         if client::has_blob(digest).await? {
-            progress.file_line(key, &format!("{}, {digest}, already on the server", mb(f.size())));
+            progress.file_line(key, &format!("{}, {}…, already on the server", size(f.size()), short(digest)));
+            progress.log(&format!("the server already has {key} as {digest}"));
         } else {
             missing.push((key, f, digest));
         }
@@ -73,11 +80,12 @@ async fn ensure_folder(
     }
     let mut base = 0.0;
     for (key, f, digest) in missing {
-        progress.file_line(key, &format!("{}, {digest}, uploading", mb(f.size())));
+        progress.file_line(key, &format!("{}, {}…, uploading", size(f.size()), short(digest)));
         let l = label.clone();
         client::upload_blob(f, digest, signal, move |d, _| progress.set_bar("upload", &l, base + d, total)).await?;
         base += f.size();
-        progress.file_line(key, &format!("{}, {digest}, uploaded", mb(f.size())));
+        progress.file_line(key, &format!("{}, {}…, uploaded", size(f.size()), short(digest)));
+        progress.log(&format!("uploaded {key} as {digest}"));
     }
     progress.log(&format!("{} files on the server", files.len()));
     Ok(digests)
