@@ -199,6 +199,21 @@ await step('the same folder again uploads nothing', async () => {
   await page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert')).first().waitFor();
 });
 
+await step('files dropped on the panel are checked as a folder', async () => {
+  const posts = blobPosts.length;
+  const dropped = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([JSON.stringify({ architectures: ['FalconForCausalLM'] })], 'config.json'));
+    dt.items.add(new File([new Uint8Array(64)], 'model.safetensors'));
+    dt.items.add(new File(['{}'], 'tokenizer.json'));
+    return dt;
+  });
+  await page.getByRole('region', { name: 'Create a model' }).dispatchEvent('drop', { dataTransfer: dropped });
+  await page.getByRole('alert').filter({ hasText: 'unsupported architecture FalconForCausalLM' }).waitFor();
+  expect(await page.getByRole('button', { name: 'Create', exact: true }).isDisabled(), 'Create should be disabled');
+  expect(blobPosts.length === posts, `uploaded: ${blobPosts.slice(posts)}`);
+});
+
 await step('readable at phone width', async () => {
   await page.setViewportSize({ width: 390, height: 844 });
   await page.getByLabel('Model name').waitFor();
