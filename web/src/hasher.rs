@@ -75,7 +75,6 @@ fn start() -> Result<Hasher, String> {
             return;
         }
         let Some(id) = field(&data, "id").as_f64() else { return };
-        #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "ids are the u32s we sent")]
         let id = id as u32;
         let (digest, error) = (field(&data, "digest"), field(&data, "error"));
         if digest.is_undefined() && error.is_undefined() {
