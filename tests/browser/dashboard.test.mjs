@@ -4,7 +4,8 @@
 //   KILN_BIN=target/release/kiln node tests/browser/dashboard.test.mjs
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const kiln = resolve(root, process.env.KILN_BIN ?? 'target/release/kiln');
 const ui = process.env.KILN_UI ? ['--ui', resolve(root, process.env.KILN_UI)] : [];
 const fixture = resolve(root, '../shared/fixtures/tiny-llama-f16.gguf');
+// A Hugging Face safetensors folder (scripts/hf-fixtures): config, tokenizer, one shard.
+const hfFolder = resolve(root, 'target/fixtures/hf/qwen3/model');
 const shots = resolve(root, 'target/screenshots');
 mkdirSync(shots, { recursive: true });
 
@@ -44,6 +47,8 @@ page.on('response', (r) => {
 });
 const creates = [];
 page.on('request', (r) => { if (r.url().endsWith('/api/create')) creates.push(r.postData()); });
+const blobPosts = [];
+page.on('request', (r) => { if (r.method() === 'POST' && r.url().includes('/api/blobs/')) blobPosts.push(r.url()); });
 
 let passed = 0, failed = 0;
 async function step(name, fn) {
@@ -123,6 +128,90 @@ await step('delete it after confirming', async () => {
   await page.getByRole('button', { name: 'Delete tiny-q4:latest' }).click();
   await page.getByRole('button', { name: 'Confirm delete' }).click();
   await page.getByRole('row').filter({ hasText: 'tiny-q4:latest' }).waitFor({ state: 'detached' });
+});
+
+await step('a folder of an unsupported architecture is refused before any upload', async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), 'kiln-ui-hf-')), 'falcon');
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'config.json'), JSON.stringify({ architectures: ['FalconForCausalLM'] }));
+  writeFileSync(join(dir, 'model.safetensors'), Buffer.alloc(64));
+  writeFileSync(join(dir, 'tokenizer.json'), '{}');
+  const [posts, sent] = [blobPosts.length, creates.length];
+  await page.getByLabel('Model name').fill('falcon');
+  await page.getByLabel('Model folder').setInputFiles(dir);
+  const alert = page.getByRole('alert').filter({ hasText: 'FalconForCausalLM' });
+  await alert.waitFor();
+  const text = await alert.innerText();
+  for (const arch of ['LlamaForCausalLM', 'Qwen3ForCausalLM', 'Gemma3ForCausalLM']) expect(text.includes(arch), `no ${arch} in: ${text}`);
+  const create = page.getByRole('button', { name: 'Create', exact: true });
+  expect(await create.isDisabled(), 'Create should be disabled');
+  await create.click({ force: true }).catch(() => {});
+  await page.waitForTimeout(300);
+  expect(blobPosts.length === posts && creates.length === sent, `sent: ${blobPosts.slice(posts)} ${creates.slice(sent)}`);
+  rmSync(dirname(dir), { recursive: true, force: true });
+});
+
+await step('a model folder is hashed and its blobs uploaded before the create goes out', async () => {
+  const digests = Object.fromEntries(readdirSync(hfFolder).sort().map((f) =>
+    [f, 'sha256:' + createHash('sha256').update(readFileSync(join(hfFolder, f))).digest('hex')]));
+  for (const d of Object.values(digests)) {
+    expect((await fetch(`${url}/api/blobs/${d}`, { method: 'HEAD' })).status === 404, `${d} is there already`);
+  }
+  const sent = creates.length;
+  await page.getByLabel('Model name').fill('qwen3-hf');
+  await page.getByLabel('Quantize').selectOption('');
+  await page.getByLabel('Model folder').setInputFiles(hfFolder);
+  const create = page.getByRole('button', { name: 'Create', exact: true });
+  await page.waitForFunction(() => !document.querySelector('#source-error'));
+  expect(!(await create.isDisabled()), 'Create should be enabled: ' + (await page.getByRole('alert').allTextContents()));
+  await create.click();
+  for (let i = 0; i < 600 && creates.length === sent; i++) await page.waitForTimeout(100);
+  expect(creates.length === sent + 1, 'no create request went out');
+  const req = JSON.parse(creates[sent]);
+  expect(JSON.stringify(req.files) === JSON.stringify(digests), `files: ${JSON.stringify(req.files)}`);
+  for (const d of Object.values(digests)) {
+    expect((await fetch(`${url}/api/blobs/${d}`, { method: 'HEAD' })).status === 200, `${d} not uploaded`);
+  }
+  const lines = await page.getByRole('list', { name: 'Files' }).getByRole('listitem').allInnerTexts();
+  expect(lines.length === 5 && lines.every((l) => l.endsWith('uploaded')), lines.join('\n'));
+  const hashing = await page.locator('.bar').filter({ hasText: 'hashing 5 files' }).locator('.bar-figures').innerText();
+  console.log(`     hashing the qwen3 folder in the worker: ${hashing}`);
+});
+
+await step('the folder makes a model (needs the server side of the safetensors import)', async () => {
+  const outcome = page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert'));
+  await outcome.first().waitFor({ timeout: 120000 });
+  const text = await outcome.first().innerText();
+  expect(text === 'created qwen3-hf', `the create ended with: ${text}`);
+  await page.getByRole('row').filter({ hasText: 'qwen3-hf:latest' }).waitFor();
+});
+
+await step('the same folder again uploads nothing', async () => {
+  const [posts, sent] = [blobPosts.length, creates.length];
+  await page.getByLabel('Model folder').setInputFiles(hfFolder);
+  await page.waitForFunction(() => !document.querySelector('#source-error'));
+  await page.getByRole('button', { name: 'Create', exact: true }).click();
+  for (let i = 0; i < 600 && creates.length === sent; i++) await page.waitForTimeout(100);
+  expect(creates.length === sent + 1, 'no create request went out');
+  const lines = await page.getByRole('list', { name: 'Files' }).getByRole('listitem').allInnerTexts();
+  expect(lines.length === 5 && lines.every((l) => l.endsWith('already on the server')), lines.join('\n'));
+  expect(blobPosts.length === posts, `uploaded again: ${blobPosts.slice(posts)}`);
+  await page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert')).first().waitFor();
+});
+
+await step('files dropped on the panel are checked as a folder', async () => {
+  const posts = blobPosts.length;
+  const dropped = await page.evaluateHandle(() => {
+    const dt = new DataTransfer();
+    dt.items.add(new File([JSON.stringify({ architectures: ['FalconForCausalLM'] })], 'config.json'));
+    dt.items.add(new File([new Uint8Array(64)], 'model.safetensors'));
+    dt.items.add(new File(['{}'], 'tokenizer.json'));
+    return dt;
+  });
+  await page.getByRole('region', { name: 'Create a model' }).dispatchEvent('drop', { dataTransfer: dropped });
+  await page.getByRole('alert').filter({ hasText: 'unsupported architecture FalconForCausalLM' }).waitFor();
+  expect(await page.getByRole('button', { name: 'Create', exact: true }).isDisabled(), 'Create should be disabled');
+  expect(blobPosts.length === posts, `uploaded: ${blobPosts.slice(posts)}`);
 });
 
 await step('readable at phone width', async () => {

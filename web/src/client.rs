@@ -1,13 +1,12 @@
 //! HTTP from the browser: JSON calls and the create call read as a live NDJSON stream (gloo-net's
-//! fetch, the body through wasm-streams, cancellable through an AbortSignal), blob hashing (sha2
-//! in wasm, read in slices) and upload with progress.
+//! fetch, the body through wasm-streams, cancellable through an AbortSignal) and blob upload with
+//! progress (hashing is `hasher.rs`'s worker).
 
 use gloo_net::http::{Method, Request, RequestBuilder, Response};
 use js_sys::{Promise, Uint8Array};
 use kiln_core::event::ProgressEvent;
 use kiln_core::request::CreateRequest;
 use serde::de::DeserializeOwned;
-use sha2::{Digest as _, Sha256};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -56,23 +55,6 @@ pub(crate) async fn call(method: Method, path: &str, body: &serde_json::Value) -
     serde_json::from_str(&text).map_err(|e| e.to_string())
 }
 
-/// SHA-256 of a file, read in 8 MiB slices; `progress(done, total)` after each.
-pub(crate) async fn sha256_file(file: &File, progress: impl Fn(f64, f64)) -> Result<String, String> {
-    const SLICE: f64 = 8.0 * 1024.0 * 1024.0;
-    let total = file.size();
-    let mut hasher = Sha256::new();
-    let mut at = 0.0;
-    while at < total {
-        let end = (at + SLICE).min(total);
-        let blob = file.slice_with_f64_and_f64(at, end).map_err(|e| js_err(&e))?;
-        let buf = JsFuture::from(blob.array_buffer()).await.map_err(|e| js_err(&e))?;
-        hasher.update(Uint8Array::new(&buf).to_vec());
-        at = end;
-        progress(at, total);
-    }
-    Ok(kiln_core::Digest::from_bytes(&hasher.finalize().into()).to_string())
-}
-
 /// Whether the server already has a blob.
 pub(crate) async fn has_blob(digest: &str) -> Result<bool, String> {
     let resp = RequestBuilder::new(&format!("/api/blobs/{digest}")).method(Method::HEAD).send().await;
@@ -83,14 +65,18 @@ pub(crate) async fn has_blob(digest: &str) -> Result<bool, String> {
     }
 }
 
-/// Uploads a file as a blob; `progress(sent, total)` as it goes.
+/// Uploads a file as a blob; `progress(sent, total)` as it goes; aborting `signal` stops it.
 ///
 /// XMLHttpRequest rather than fetch: fetch reports no upload progress, and the bar needs it.
 pub(crate) async fn upload_blob(
     file: &File,
     digest: &str,
+    signal: &AbortSignal,
     progress: impl Fn(f64, f64) + 'static,
 ) -> Result<(), String> {
+    if signal.aborted() {
+        return Err("cancelled".into());
+    }
     let xhr = XmlHttpRequest::new().map_err(|e| js_err(&e))?;
     xhr.open("POST", &format!("/api/blobs/{digest}")).map_err(|e| js_err(&e))?;
     let on_progress = Closure::<dyn Fn(web_sys::ProgressEvent)>::new(move |e: web_sys::ProgressEvent| {
@@ -105,11 +91,23 @@ pub(crate) async fn upload_blob(
         xhr2.set_onerror(Some(
             Closure::once_into_js(move || err.call1(&JsValue::NULL, &"upload failed".into())).unchecked_ref(),
         ));
+        let err = reject.clone();
+        xhr2.set_onabort(Some(
+            Closure::once_into_js(move || err.call1(&JsValue::NULL, &"cancelled".into())).unchecked_ref(),
+        ));
     });
+    let xhr3 = xhr.clone();
+    let on_abort = Closure::<dyn Fn()>::new(move || {
+        let _ = xhr3.abort();
+    });
+    let listener: &js_sys::Function = on_abort.as_ref().unchecked_ref();
+    signal.add_event_listener_with_callback("abort", listener).map_err(|e| js_err(&e))?;
     xhr.send_with_opt_blob(Some(file)).map_err(|e| js_err(&e))?;
-    JsFuture::from(done).await.map_err(|e| js_err(&e))?;
-    // The closure must outlive the upload: the browser calls it until the load event.
-    drop(on_progress);
+    let sent = JsFuture::from(done).await.map_err(|e| js_err(&e));
+    let _ = signal.remove_event_listener_with_callback("abort", listener);
+    sent?;
+    // The closures must outlive the upload: the browser calls them until the load event.
+    drop((on_progress, on_abort));
     if matches!(xhr.status().map_err(|e| js_err(&e))?, 200 | 201) {
         return Ok(());
     }

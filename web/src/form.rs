@@ -40,6 +40,11 @@ pub struct FormState {
     pub file_name: Option<String>,
     /// Its digest once hashed.
     pub file_digest: Option<String>,
+    /// A chosen model folder: the `files` key of each file it sends → its digest
+    /// ([`PENDING_DIGEST`] until hashed). Takes the GGUF file's place.
+    pub folder: Option<BTreeMap<String, String>>,
+    /// What the browser found wrong with the folder before any upload (`folder.rs`).
+    pub folder_error: Option<String>,
     /// System prompt.
     pub system: String,
     /// Template.
@@ -105,6 +110,8 @@ impl FormState {
         };
         if !self.from.is_empty() {
             req.from = Some(self.from.clone());
+        } else if let Some(folder) = &self.folder {
+            req.files = Some(folder.clone());
         } else if let Some(file) = &self.file_name {
             let digest = self.file_digest.clone().unwrap_or_else(|| PENDING_DIGEST.into());
             req.files = Some(std::iter::once((file_key(file), digest)).collect());
@@ -156,11 +163,22 @@ impl FormState {
     #[must_use]
     pub fn errors(&self) -> Errors {
         let mut errors = Errors::new();
-        let req = match self.to_request() {
+        if self.from.is_empty()
+            && let Some(e) = &self.folder_error
+        {
+            errors.insert(Field::Source, e.clone());
+        }
+        // A folder is checked by `folder.rs` here and imported by the server, which has the last
+        // word on safetensors; the rest of the request is validated as for a GGUF file.
+        let this = match self.folder {
+            Some(_) => &Self { folder: None, file_name: Some("model.gguf".into()), ..self.clone() },
+            None => self,
+        };
+        let req = match this.to_request() {
             Ok(r) => r,
             Err((field, e)) => {
                 errors.insert(field, e);
-                let mut rest = self.clone();
+                let mut rest = this.clone();
                 rest.parameters.clear();
                 match rest.to_request() {
                     Ok(r) => r,
@@ -245,6 +263,22 @@ mod tests {
         let mut f = ok_form();
         f.quantize = "q9".into();
         assert!(f.errors().contains_key(&Field::Quantize));
+    }
+
+    #[test]
+    fn a_folder_sends_its_files_and_shows_its_error() {
+        let mut f = ok_form();
+        f.from.clear();
+        f.file_name = Some("tiny.gguf".into());
+        let keys = ["config.json", "model.safetensors", "tokenizer.json"];
+        f.folder = Some(keys.iter().map(|k| ((*k).to_owned(), PENDING_DIGEST.to_owned())).collect());
+        assert!(f.errors().is_empty(), "{:?}", f.errors());
+        let files = f.to_request().unwrap().files.unwrap();
+        assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), keys);
+        f.folder_error = Some("no tokenizer".into());
+        assert_eq!(f.errors().get(&Field::Source).map(String::as_str), Some("no tokenizer"));
+        f.from = "base".into();
+        assert!(f.errors().is_empty(), "an existing model as the source ignores the folder");
     }
 
     #[test]

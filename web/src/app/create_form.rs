@@ -1,19 +1,217 @@
 //! The create panel: Modelfile paste, the form (validated by kiln-core on every change, errors
-//! shown on their fields), Create and Cancel, and the progress of the running create.
+//! shown on their fields), the source — a GGUF file or a Hugging Face model folder, picked or
+//! dropped on the panel, the folder checked before anything is uploaded — Create and Cancel, and
+//! the progress of the running create.
 
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use kiln_core::file_type::TARGETS;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use web_sys::{AbortController, File, HtmlInputElement};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{
+    AbortController, DragEvent, File, FileSystemDirectoryEntry, FileSystemEntry, FileSystemFileEntry, HtmlInputElement,
+};
 
-use super::create_run::run_create;
+use super::create_run::{FolderFiles, run_create};
 use super::progress::{Progress, ProgressArea};
 use super::rows::{MESSAGE_ROWS, PARAMETER_ROWS, RowsFieldset};
 use super::{Catalog, alert, event_target};
-use crate::form::{Errors, Field, FormState};
+use crate::folder;
+use crate::form::{Errors, Field, FormState, PENDING_DIGEST};
+use crate::hasher;
 
 /// The chosen GGUF file: a JS object, so kept in local (non-`Send`) storage.
 type ChosenFile = StoredValue<Option<File>, LocalStorage>;
+
+/// The chosen folder's files a create sends (`folder::pick`'s choice).
+type ChosenFolder = StoredValue<Option<FolderFiles>, LocalStorage>;
+
+/// The source as chosen: the form state, the files, and the two inputs (each choice clears the
+/// other input).
+#[derive(Clone, Copy)]
+struct Source {
+    form: RwSignal<FormState>,
+    file: ChosenFile,
+    folder: ChosenFolder,
+    gguf_input: NodeRef<leptos::html::Input>,
+    folder_input: NodeRef<leptos::html::Input>,
+}
+
+impl Source {
+    /// A GGUF file chosen (or none): the folder is forgotten.
+    fn set_file(self, chosen: Option<File>) {
+        if chosen.is_some() {
+            hasher::warm();
+            if let Some(i) = self.folder_input.get_untracked() {
+                i.set_value("");
+            }
+        }
+        self.form.update(|f| {
+            f.file_name = chosen.as_ref().map(File::name);
+            f.file_digest = None;
+            f.folder = None;
+            f.folder_error = None;
+        });
+        self.file.set_value(chosen);
+        self.folder.set_value(None);
+    }
+
+    /// A folder's files chosen, keyed by their path in it: picks the files a create sends and
+    /// checks them (config, tokenizer, shards) — Create waits for the check.
+    fn set_folder(self, mut all: FolderFiles) {
+        hasher::warm();
+        if let Some(i) = self.gguf_input.get_untracked() {
+            i.set_value("");
+        }
+        self.file.set_value(None);
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let keys: Vec<&str> = all.iter().map(|(k, _)| k.as_str()).collect();
+        let picked = folder::pick(&keys).map(|p| p.into_iter().map(str::to_owned).collect::<Vec<_>>());
+        let files: FolderFiles = match &picked {
+            Ok(p) => all.iter().filter(|(k, _)| p.contains(k)).cloned().collect(),
+            Err(_) => Vec::new(),
+        };
+        self.form.update(|f| {
+            f.file_name = None;
+            f.file_digest = None;
+            f.folder = Some(files.iter().map(|(k, _)| (k.clone(), PENDING_DIGEST.to_owned())).collect());
+            f.folder_error = Some(picked.as_ref().err().cloned().unwrap_or_else(|| "checking the folder…".into()));
+        });
+        self.folder.set_value(Some(files.clone()));
+        if picked.is_ok() {
+            let form = self.form;
+            spawn_local(async move {
+                let error = check_folder(&files).await;
+                // A later choice replaced this folder: its own check reports.
+                if form.with_untracked(|f| f.folder.as_ref().is_some_and(|m| m.keys().eq(files.iter().map(|(k, _)| k))))
+                {
+                    form.update(|f| f.folder_error = error);
+                }
+            });
+        }
+    }
+}
+
+/// A file's bytes (the small files a check reads).
+async fn bytes(file: &File) -> Result<Vec<u8>, String> {
+    let buf = JsFuture::from(file.array_buffer()).await.map_err(|e| format!("{}: {e:?}", file.name()))?;
+    Ok(Uint8Array::new(&buf).to_vec())
+}
+
+/// What is wrong with a folder's picked files (`folder::problems`), joined; `None` when nothing.
+async fn check_folder(files: &FolderFiles) -> Option<String> {
+    let find = |key: &str| files.iter().find(|(k, _)| k == key).map(|(_, f)| f.clone());
+    let mut read = Vec::new();
+    for key in ["config.json", folder::INDEX] {
+        read.push(match find(key) {
+            Some(f) => match bytes(&f).await {
+                Ok(b) => Some(b),
+                Err(e) => return Some(e),
+            },
+            None => None,
+        });
+    }
+    let keys: Vec<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
+    let problems = folder::problems(&keys, read[0].as_deref(), read[1].as_deref());
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// A promise for a callback-style API (`call(resolve, reject)`).
+async fn settle(call: impl FnOnce(&Function, &Function)) -> Result<JsValue, String> {
+    let mut call = Some(call);
+    let promise = Promise::new(&mut |resolve, reject| {
+        if let Some(call) = call.take() {
+            call(&resolve, &reject);
+        }
+    });
+    JsFuture::from(promise).await.map_err(|e| format!("reading the dropped files: {e:?}"))
+}
+
+/// Every file under a dropped folder, keyed by `prefix` + its path in it.
+async fn walk(root: FileSystemDirectoryEntry, prefix: String, out: &mut FolderFiles) -> Result<(), String> {
+    let mut stack = vec![(root, prefix)];
+    while let Some((dir, prefix)) = stack.pop() {
+        let reader = dir.create_reader();
+        // readEntries hands out a batch per call, then an empty one.
+        loop {
+            let batch = settle(|ok, err| {
+                let _ = reader.read_entries_with_callback_and_callback(ok, err);
+            })
+            .await?;
+            let batch: Array = batch.unchecked_into();
+            if batch.length() == 0 {
+                break;
+            }
+            for entry in batch.iter() {
+                let entry: FileSystemEntry = entry.unchecked_into();
+                let key = format!("{prefix}{}", entry.name());
+                if entry.is_directory() {
+                    stack.push((entry.unchecked_into(), key + "/"));
+                } else {
+                    let fe: FileSystemFileEntry = entry.unchecked_into();
+                    let file = settle(|ok, err| fe.file_with_callback_and_callback(ok, err)).await?;
+                    out.push((key, file.unchecked_into()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What was dropped: one folder → its files keyed by their path in it; files (and folders) →
+/// keyed by their names (and paths).
+async fn dropped(entries: Vec<FileSystemEntry>, mut loose: FolderFiles) -> Result<FolderFiles, String> {
+    if let [only] = entries.as_slice()
+        && only.is_directory()
+    {
+        walk(only.clone().unchecked_into(), String::new(), &mut loose).await?;
+        return Ok(loose);
+    }
+    for entry in entries {
+        if entry.is_directory() {
+            let prefix = format!("{}/", entry.name());
+            walk(entry.unchecked_into(), prefix, &mut loose).await?;
+        } else {
+            let fe: FileSystemFileEntry = entry.unchecked_into();
+            let file = settle(|ok, err| fe.file_with_callback_and_callback(ok, err)).await?;
+            loose.push((fe.name(), file.unchecked_into()));
+        }
+    }
+    Ok(loose)
+}
+
+/// Handles a drop on the panel: one `.gguf` file is the GGUF file, anything else a model folder.
+fn on_drop(ev: &DragEvent, source: Source) {
+    ev.prevent_default();
+    let Some(items) = ev.data_transfer().map(|d| d.items()) else { return };
+    // The items are only readable during the event: take their entries now, read them after.
+    let (mut entries, mut loose) = (Vec::new(), Vec::new());
+    for item in (0..items.length()).filter_map(|i| items.get(i)).filter(|i| i.kind() == "file") {
+        match item.webkit_get_as_entry() {
+            Ok(Some(entry)) => entries.push(entry),
+            _ => loose.extend(item.get_as_file().ok().flatten().map(|f| (f.name(), f))),
+        }
+    }
+    spawn_local(async move {
+        match dropped(entries, loose).await {
+            Ok(files) if files.len() == 1 && files[0].0.ends_with(".gguf") => {
+                source.set_file(files.into_iter().next().map(|(_, f)| f));
+            }
+            Ok(files) => source.set_folder(files),
+            Err(e) => source.form.update(|f| f.folder_error = Some(e)),
+        }
+    });
+}
+
+/// A picked file's path in its folder, as the browser gives it.
+fn relative_path(file: &File) -> String {
+    Reflect::get(file, &"webkitRelativePath".into())
+        .ok()
+        .and_then(|p| p.as_string())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| file.name())
+}
 
 /// The field's error, if it has one, as an alert with the given id.
 fn field_error(errors: Memo<Errors>, field: Field, id: &'static str) -> impl IntoView {
@@ -26,6 +224,8 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
     let form = RwSignal::new(FormState::default());
     let errors = Memo::new(move |_| form.with(FormState::errors));
     let file: ChosenFile = StoredValue::new_local(None);
+    let folder: ChosenFolder = StoredValue::new_local(None);
+    let source = Source { form, file, folder, gguf_input: NodeRef::new(), folder_input: NodeRef::new() };
     let progress = Progress::new();
     let running = RwSignal::new(false);
     let abort = StoredValue::new_local(None::<AbortController>);
@@ -40,7 +240,7 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
         let signal = controller.signal();
         abort.set_value(Some(controller));
         spawn_local(async move {
-            let result = run_create(form, file.get_value(), signal, progress).await;
+            let result = run_create(form, file.get_value(), folder.get_value(), signal, progress).await;
             running.set(false);
             abort.set_value(None);
             progress.finish(result.map(|m| format!("created {m}")));
@@ -58,11 +258,12 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
     let cannot_create = move || !errors.with(Errors::is_empty) || running.get();
 
     view! {
-        <section class="panel" aria-labelledby="create-heading">
+        <section class="panel" aria-labelledby="create-heading"
+            on:dragover=|ev: DragEvent| ev.prevent_default() on:drop=move |ev: DragEvent| on_drop(&ev, source)>
             <h2 id="create-heading">"Create a model"</h2>
             <ModelfilePaste form=form />
             <div class="grid">
-                <SourceFields form=form errors=errors catalog=catalog file=file />
+                <SourceFields source=source errors=errors catalog=catalog />
                 <TextFields form=form errors=errors />
                 <RowsFieldset form=form errors=errors kind=&PARAMETER_ROWS />
                 <RowsFieldset form=form errors=errors kind=&MESSAGE_ROWS />
@@ -103,16 +304,17 @@ fn ModelfilePaste(form: RwSignal<FormState>) -> impl IntoView {
     }
 }
 
-/// Name, source (an existing model or a GGUF file) and quantize target.
+/// Name, source (an existing model, a GGUF file or a model folder) and quantize target.
 #[component]
-fn SourceFields(form: RwSignal<FormState>, errors: Memo<Errors>, catalog: Catalog, file: ChosenFile) -> impl IntoView {
+fn SourceFields(source: Source, errors: Memo<Errors>, catalog: Catalog) -> impl IntoView {
+    let form = source.form;
     let choose_file = move |ev: web_sys::Event| {
-        let chosen = event_target::<HtmlInputElement>(&ev).files().and_then(|l| l.get(0));
-        form.update(|f| {
-            f.file_name = chosen.as_ref().map(File::name);
-            f.file_digest = None;
-        });
-        file.set_value(chosen);
+        source.set_file(event_target::<HtmlInputElement>(&ev).files().and_then(|l| l.get(0)));
+    };
+    let choose_folder = move |ev: web_sys::Event| {
+        let Some(list) = event_target::<HtmlInputElement>(&ev).files() else { return };
+        let all = (0..list.length()).filter_map(|i| list.get(i));
+        source.set_folder(all.map(|f| (folder::key_of(&relative_path(&f)), f)).collect());
     };
     let models = catalog.models;
     view! {
@@ -127,7 +329,7 @@ fn SourceFields(form: RwSignal<FormState>, errors: Memo<Errors>, catalog: Catalo
             <label for="from">"From"</label>
             <select id="from" on:change=move |ev| form.update(|f| f.from = event_target_value(&ev))
                 prop:value=move || form.with(|f| f.from.clone())>
-                <option value="">"(a GGUF file)"</option>
+                <option value="">"(a GGUF file or model folder)"</option>
                 <For each=move || models.get() key=|m| m.name.clone() let:m>
                     <option value=m.name.clone()>{m.name.clone()}</option>
                 </For>
@@ -135,7 +337,13 @@ fn SourceFields(form: RwSignal<FormState>, errors: Memo<Errors>, catalog: Catalo
         </div>
         <div class="field">
             <label for="gguf">"GGUF file"</label>
-            <input id="gguf" type="file" accept=".gguf" on:change=choose_file />
+            <input id="gguf" type="file" accept=".gguf" node_ref=source.gguf_input on:change=choose_file />
+        </div>
+        <div class="field">
+            <label for="folder">"Model folder"</label>
+            <input id="folder" type="file" node_ref=source.folder_input on:change=choose_folder multiple
+                prop:webkitdirectory=true />
+            <p class="hint">"A Hugging Face safetensors folder — or drop a folder or files on this panel."</p>
             {field_error(errors, Field::Source, "source-error")}
         </div>
         <div class="field">

@@ -1,5 +1,5 @@
 //! Live progress of a create: one bar per step with bytes (hashing, upload, each digest the
-//! server reports), the outcome, and the log of status lines.
+//! server reports), a line per file of a folder, the outcome, and the log of status lines.
 
 use leptos::prelude::*;
 
@@ -33,18 +33,26 @@ fn mb(bytes: f64) -> String {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Progress {
     bars: RwSignal<Vec<Bar>>,
+    /// (file key, what is happening to it) for a folder's files.
+    files: RwSignal<Vec<(String, String)>>,
     log: RwSignal<Vec<String>>,
     outcome: RwSignal<Option<Result<String, String>>>,
 }
 
 impl Progress {
     pub(super) fn new() -> Self {
-        Self { bars: RwSignal::new(Vec::new()), log: RwSignal::new(Vec::new()), outcome: RwSignal::new(None) }
+        Self {
+            bars: RwSignal::new(Vec::new()),
+            files: RwSignal::new(Vec::new()),
+            log: RwSignal::new(Vec::new()),
+            outcome: RwSignal::new(None),
+        }
     }
 
     /// Empties the area for a new create.
     pub(super) fn clear(self) {
         self.bars.set(Vec::new());
+        self.files.set(Vec::new());
         self.log.set(Vec::new());
         self.outcome.set(None);
     }
@@ -61,6 +69,14 @@ impl Progress {
             } else {
                 bars.push(Bar { key: key.into(), label: label.into(), total, done, started_ms: t, now_ms: t });
             }
+        });
+    }
+
+    /// Sets the detail line of the file `key` (added on first sight).
+    pub(super) fn file_line(self, key: &str, text: &str) {
+        self.files.update(|files| match files.iter_mut().find(|(k, _)| k == key) {
+            Some((_, t)) => text.clone_into(t),
+            None => files.push((key.to_owned(), text.to_owned())),
         });
     }
 
@@ -82,12 +98,17 @@ impl Progress {
 /// The bars, the outcome and the status log.
 #[component]
 pub(super) fn ProgressArea(progress: Progress) -> impl IntoView {
-    let Progress { bars, log, outcome } = progress;
+    let Progress { bars, files, log, outcome } = progress;
     view! {
         <div class="progress" aria-live="polite">
             <For each=move || bars.get() key=|b| b.key.clone() let:b>
                 <ProgressRow bars=bars key=b.key />
             </For>
+            <Show when=move || files.with(|f| !f.is_empty())>
+                <ul class="files" aria-label="Files">
+                    {move || files.get().into_iter().map(|(k, t)| view! { <li><code>{k}</code>" — "{t}</li> }).collect_view()}
+                </ul>
+            </Show>
             {move || outcome.get().map(|o| match o {
                 Ok(m) => view! { <p class="ok" role="status">{m}</p> }.into_any(),
                 Err(e) => view! { <p class="error" role="alert">{e}</p> }.into_any(),
