@@ -5,18 +5,6 @@
 
 use std::collections::BTreeSet;
 
-/// The Hugging Face architectures (`config.json`'s `architectures[0]`) kiln imports.
-// replaced by kiln_core::hf::arch::SUPPORTED at merge
-const SUPPORTED: &[&str] = &[
-    "LlamaForCausalLM",
-    "MistralForCausalLM",
-    "Qwen2ForCausalLM",
-    "Qwen3ForCausalLM",
-    "Qwen3MoeForCausalLM",
-    "Gemma3ForCausalLM",
-    "Phi3ForCausalLM",
-];
-
 /// The shard index a sharded checkpoint carries.
 pub const INDEX: &str = "model.safetensors.index.json";
 
@@ -109,14 +97,7 @@ pub fn index_shards(index: &[u8]) -> Result<BTreeSet<String>, String> {
 /// # Errors
 /// What is wrong, naming the field, or the architecture with the supported ones.
 pub fn check_config(bytes: &[u8]) -> Result<(), String> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("config.json: {e}"))?;
-    let arch = v.get("architectures").and_then(|a| a.get(0)).and_then(serde_json::Value::as_str);
-    let arch = arch.ok_or("config.json: no architectures[0] (the model's class name)")?;
-    if SUPPORTED.contains(&arch) {
-        Ok(())
-    } else {
-        Err(format!("unsupported architecture {arch}; kiln imports {}", SUPPORTED.join(", ")))
-    }
+    kiln_core::hf::config::parse(bytes).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Everything missing from or wrong in the picked files, before any upload: no `config.json`,

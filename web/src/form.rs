@@ -168,12 +168,9 @@ impl FormState {
         {
             errors.insert(Field::Source, e.clone());
         }
-        // A folder is checked by `folder.rs` here and imported by the server, which has the last
-        // word on safetensors; the rest of the request is validated as for a GGUF file.
-        let this = match self.folder {
-            Some(_) => &Self { folder: None, file_name: Some("model.gguf".into()), ..self.clone() },
-            None => self,
-        };
+        // A folder is checked by `folder.rs` (files, architecture) and by kiln-core's
+        // validation below as the server checks it (a `*.safetensors` key: a conversion).
+        let this = self;
         let req = match this.to_request() {
             Ok(r) => r,
             Err((field, e)) => {

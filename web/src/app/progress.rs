@@ -126,9 +126,12 @@ fn ProgressRow(bars: RwSignal<Vec<Bar>>, key: String) -> impl IntoView {
     move || {
         bar.get().map(|b| {
             let figures = format!("{} / {} ({}%) {}", mb(b.done), mb(b.total), b.percent(), b.rate());
+            // Steps without a layer yet (converting, quantizing) carry the all-zero placeholder.
+            let digest = b.key.trim_start_matches("sha256:");
+            let shown = if digest.bytes().all(|c| c == b'0') { String::new() } else { b.key.clone() };
             view! {
                 <div class="bar">
-                    <div class="bar-label">{b.label.clone()}" "<span class="digest">{b.key.clone()}</span></div>
+                    <div class="bar-label">{b.label.clone()}" "<span class="digest">{shown}</span></div>
                     <progress role="progressbar" max=b.total value=b.done aria-label=b.label.clone()
                         aria-valuemin="0" aria-valuemax=b.total aria-valuenow=b.done></progress>
                     <div class="bar-figures">{figures}</div>
