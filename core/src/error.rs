@@ -80,6 +80,11 @@ pub enum Error {
         "no .safetensors files: a Hugging Face import uploads config.json, the tokenizer files and every model*.safetensors shard"
     )]
     SafetensorsMissing,
+    /// PyTorch pickles (`.bin`, `.pth`, `.pt`) instead of safetensors weights.
+    #[error(
+        "PyTorch checkpoints (.bin, .pth) are not supported: save the model as safetensors (save_pretrained with safe_serialization=True) and upload the model*.safetensors files"
+    )]
+    PytorchUnsupported,
     /// Safetensors LoRA adapters are not converted.
     #[error(
         "safetensors adapters are not supported by kiln: convert the adapter to GGUF first (llama.cpp's convert_lora_to_gguf.py) and upload the .gguf file"

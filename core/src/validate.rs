@@ -84,6 +84,13 @@ fn is_safetensors(key: &str) -> bool {
     key.ends_with(".safetensors")
 }
 
+/// PyTorch pickle checkpoints (`pytorch_model*.bin`, `consolidated*.pth`), which kiln does not
+/// unpickle.
+fn is_pytorch(key: &str) -> bool {
+    let base = key.rsplit('/').next().unwrap_or(key);
+    base.ends_with(".pth") || base.ends_with(".pt") || (base.starts_with("pytorch_model") && base.ends_with(".bin"))
+}
+
 /// Files of a Hugging Face directory that cannot be imported as GGUF.
 fn is_hf_file(key: &str) -> bool {
     let base = key.rsplit('/').next().unwrap_or(key);
@@ -127,6 +134,7 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
         }
         None if req.files.is_none() => return Err(Error::NeitherFromNorFiles),
         None if files.iter().any(|(k, _)| is_safetensors(k)) => Source::Hf(files),
+        None if files.iter().any(|(k, _)| is_pytorch(k)) => return Err(Error::PytorchUnsupported),
         None if files.iter().any(|(k, _)| is_hf_file(k)) => return Err(Error::SafetensorsMissing),
         None if files.is_empty() => return Err(Error::UnknownType),
         None => Source::Files(files),

@@ -333,4 +333,27 @@ fn from_a_hugging_face_folder_converts_and_quantizes_as_llama_cpp() {
             .unwrap();
     let want = format!("sha256:{}", expected["runs"]["Q8_0"]["sha256"].as_str().unwrap());
     assert_eq!(layers(&server, "model")[0], want);
+
+    // Without -q: the reference's default output (BF16 stays BF16), the same file.
+    assert_eq!(server.cli(dir.path(), &["rm", "model"]).code, Some(0));
+    let out = server.cli(dir.path(), &["create", "model"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(!out.stderr.contains("copying file"), "the second create uploaded again: {}", out.stderr);
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(shared().join("fixtures/hf/qwen3-expected.json")).unwrap())
+            .unwrap();
+    let auto = expected["auto_outtype"].as_str().unwrap();
+    let want = format!("sha256:{}", expected["outtypes"][auto]["sha256"].as_str().unwrap());
+    assert_eq!(layers(&server, "model")[0], want);
+
+    // A PyTorch checkpoint folder gets the reason and the fix.
+    std::fs::remove_file(folder.join("model.safetensors")).unwrap();
+    std::fs::write(folder.join("pytorch_model.bin"), b"not a pickle").unwrap();
+    let out = server.cli(dir.path(), &["create", "pickled"]);
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("PyTorch checkpoints (.bin, .pth) are not supported: save the model as safetensors"),
+        "{}",
+        out.stderr
+    );
 }
