@@ -17,6 +17,7 @@
 //! | [`gojson`] | JSON encoded byte-for-byte as Go's `encoding/json` does (config, params, messages) |
 //! | [`gguf`] | sans-I/O GGUF header parser, bounded before allocation |
 //! | [`hf`] | Hugging Face directories → GGUF: architectures, safetensors headers, tokenizers, the conversion plan |
+//! | [`imatrix`] | importance matrices (GGUF and legacy `.dat`) → per-tensor column importance, bounded |
 //! | [`ggml_type`] | ggml tensor types: ids, names, block sizes |
 //! | [`file_type`] | `general.file_type` values and the `quantize` vocabulary |
 //! | [`rng`] | the seeded xorshift64* behind the self-test corpus, bench inputs and tests' random data |
@@ -33,6 +34,7 @@ pub mod ggml_type;
 pub mod gguf;
 pub mod gojson;
 pub mod hf;
+pub mod imatrix;
 pub mod modelfile;
 pub mod name;
 pub mod params;
