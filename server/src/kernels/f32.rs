@@ -16,4 +16,10 @@ impl BlockFormat for F32 {
             o.copy_from_slice(&v.to_le_bytes());
         }
     }
+
+    /// `ggml_quantize_chunk` converts float types without looking at `quant_weights`.
+    fn quantize_row_weighted(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_blocks(x, out);
+        true
+    }
 }

@@ -33,6 +33,12 @@ impl BlockFormat for Q8_0 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// ggml's `quantize_q8_0` ignores `quant_weights`: the plain bytes.
+    fn quantize_row_weighted(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_blocks(x, out);
+        true
+    }
 }
 
 impl LaneBlock for Q8_0 {
