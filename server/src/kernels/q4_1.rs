@@ -51,6 +51,26 @@ impl BlockFormat for Q4_1 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// `quantize_row_q4_1_impl`: per block, the weighted asymmetric search
+    /// (`make_qkx3_quants`) with weights `qw·sqrt(σ² + x²)`, σ² the mean square of the row.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+        let mut weight = [0f32; 32];
+        let (mut l, mut laux) = ([0u8; 32], [0u8; 32]);
+        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(20)) {
+            for j in 0..32 {
+                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
+            }
+            let (d, min) = ggml::make_qkx3_quants(ggml::qkx3(15), xb, &weight, &mut l, &mut laux);
+            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+            ob[2..4].copy_from_slice(&ggml::f16(-min).to_le_bytes());
+            for j in 0..16 {
+                ob[4 + j] = l[j] | (l[j + 16] << 4);
+            }
+        }
+        true
+    }
 }
 
 impl LaneBlock for Q4_1 {

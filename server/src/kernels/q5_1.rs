@@ -40,6 +40,21 @@ impl BlockFormat for Q5_1 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// `quantize_row_q5_1_impl`: Q4_1's weighted search with 32 levels.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+        let mut weight = [0f32; 32];
+        let (mut l, mut laux) = ([0u8; 32], [0u8; 32]);
+        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(24)) {
+            for j in 0..32 {
+                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
+            }
+            let (d, min) = ggml::make_qkx3_quants(ggml::qkx3(31), xb, &weight, &mut l, &mut laux);
+            pack(&l, d, -min, ob);
+        }
+        true
+    }
 }
 
 impl LaneBlock for Q5_1 {
