@@ -26,6 +26,8 @@ pub mod q6_k;
 pub mod q8_0;
 pub mod qkx2_lanes;
 pub mod qx_lanes;
+#[cfg(test)]
+mod weighted_tests;
 
 use kiln_core::ggml_type::GgmlType;
 
