@@ -53,10 +53,16 @@ pub trait BlockFormat {
     /// Quantizes one row with importance weights, as ggml's `quantize_row_*_impl` does when
     /// llama-quantize has an imatrix: `x.len() == w.len()`, a whole number of blocks, `out` the
     /// row's bytes. Per row, not per block, because some formats take statistics over the whole
-    /// row. Returns `false`, writing nothing, for a format without a weighted path (the default).
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    /// row. The scalar transcription, and the oracle of [`Self::quantize_row_weighted`]. Returns
+    /// `false`, writing nothing, for a format without a weighted path (the default).
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         let _ = (x, w, out);
         false
+    }
+
+    /// [`Self::quantize_row_weighted_ref`]'s bytes, by a faster path where a format has one.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_row_weighted_ref(x, w, out)
     }
 }
 
@@ -128,8 +134,16 @@ pub enum GpuKernel {
 /// A format's CPU entry: `x` into `out` by the chosen path.
 type Run = fn(&[f32], &mut [u8], Path) -> Result<(), KernelError>;
 
-/// A format's weighted row: [`BlockFormat::quantize_row_weighted`].
-type WeightedRow = fn(&[f32], &[f32], &mut [u8]) -> bool;
+/// A format's weighted row by the chosen path: [`BlockFormat::quantize_row_weighted`] or its
+/// reference.
+type WeightedRow = fn(&[f32], &[f32], &mut [u8], Path) -> bool;
+
+fn weighted_row<F: BlockFormat>(x: &[f32], w: &[f32], out: &mut [u8], path: Path) -> bool {
+    match path {
+        Path::Fast => F::quantize_row_weighted(x, w, out),
+        Path::Reference => F::quantize_row_weighted_ref(x, w, out),
+    }
+}
 
 /// One row of [`FORMATS`].
 #[derive(Clone, Copy)]
@@ -151,7 +165,7 @@ impl std::fmt::Debug for Format {
 }
 
 const fn row<F: BlockFormat>(gpu: Option<GpuKernel>) -> Format {
-    Format { ty: F::TYPE, run: run::<F>, weighted: F::quantize_row_weighted, gpu }
+    Format { ty: F::TYPE, run: run::<F>, weighted: weighted_row::<F>, gpu }
 }
 
 const fn pairs(source: &'static str) -> Option<GpuKernel> {
@@ -226,6 +240,20 @@ pub fn quantize_with(ty: GgmlType, x: &[f32], out: &mut [u8], path: Path) -> Res
 /// [`KernelError::Unsupported`] for a type without a weighted path, [`KernelError::Shape`] when
 /// `w` is not whole blocks, `x` not whole rows, or `out` not their size.
 pub fn quantize_weighted(ty: GgmlType, x: &[f32], w: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
+    quantize_weighted_with(ty, x, w, out, Path::Fast)
+}
+
+/// [`quantize_weighted`] through a chosen implementation.
+///
+/// # Errors
+/// As [`quantize_weighted`].
+pub fn quantize_weighted_with(
+    ty: GgmlType,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [u8],
+    path: Path,
+) -> Result<(), KernelError> {
     let f = format(ty).ok_or(KernelError::Unsupported(ty.name()))?;
     let (block, block_bytes) = (ty.block_elems() as usize, ty.block_bytes() as usize);
     let row_bytes = w.len() / block * block_bytes;
@@ -237,7 +265,7 @@ pub fn quantize_weighted(ty: GgmlType, x: &[f32], w: &[f32], out: &mut [u8]) -> 
         return Err(shape);
     }
     for (xr, or) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(row_bytes)) {
-        if !(f.weighted)(xr, w, or) {
+        if !(f.weighted)(xr, w, or, path) {
             return Err(KernelError::Unsupported(ty.name()));
         }
     }

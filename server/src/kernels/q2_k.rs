@@ -52,15 +52,51 @@ impl BlockFormat for Q2K {
     /// `quantize_row_q2_K_impl`, per super-block: weights `qw·sqrt(σ² + x²)` (σ² the
     /// super-block's mean square), the weighted asymmetric search per sub-block, then the
     /// 4-bit scales and mins from `make_qp_quants` weighted by each sub-block's total weight.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(84)) {
             weighted_block(xb, qw, ob);
         }
         true
     }
+
+    /// The sixteen sub-block searches in SIMD lanes, eight at a time (see Q4_K's
+    /// `quantize_k_scales_weighted_x8` for why the plain path's lanes serve).
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(84)) {
+            weighted_block_x8(xb, qw, ob);
+        }
+        true
+    }
 }
 
-/// One super-block of [`Q2K::quantize_row_weighted`].
+/// [`weighted_block`] with the searches in lanes: the same bytes.
+fn weighted_block_x8(x: &[f32], qw: &[f32], out: &mut [u8]) {
+    let sigma2 = ggml::sum_sq(x) / 256.0;
+    let mut weight = [0f32; 256];
+    let mut sw = [0f32; 16];
+    for (i, wi) in weight.iter_mut().enumerate() {
+        *wi = ggml::importance(qw[i], sigma2, x[i]);
+        sw[i / 16] += *wi;
+    }
+    let mut l = [0u8; 256];
+    let (mut scales, mut mins) = ([0f32; 16], [0f32; 16]);
+    for half in 0..2 {
+        let xt = load16(&x[128 * half..]);
+        let wt = load16(&weight[128 * half..]);
+        let mut lt = [[0f32; 8]; 16];
+        let (s, m) = make_qkx2_quants_x8(ggml::qkx3(3), &xt, &wt, &mut lt);
+        for k in 0..8 {
+            scales[8 * half + k] = s[k];
+            mins[8 * half + k] = m[k];
+            for i in 0..16 {
+                l[128 * half + 16 * k + i] = lt[i][k] as u8;
+            }
+        }
+    }
+    finish_weighted(x, &mut l, &scales, &mins, &sw, out);
+}
+
+/// One super-block of [`Q2K::quantize_row_weighted_ref`].
 fn weighted_block(x: &[f32], qw: &[f32], out: &mut [u8]) {
     let mut l = [0u8; 256];
     let mut laux = [0u8; 16];
@@ -79,15 +115,22 @@ fn weighted_block(x: &[f32], qw: &[f32], out: &mut [u8]) {
         scales[j] = s;
         mins[j] = m;
     }
+    finish_weighted(x, &mut l, &scales, &mins, &sw, out);
+}
+
+/// The weighted super-block step: 4-bit scales and mins from `make_qp_quants`, then
+/// requantization and packing.
+#[inline(always)]
+fn finish_weighted(x: &[f32], l: &mut [u8; 256], scales: &[f32; 16], mins: &[f32; 16], sw: &[f32; 16], out: &mut [u8]) {
     let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
-    let dm = make_qp_quants(15, &scales, &mut ls, &sw);
-    let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+    let dm = make_qp_quants(15, scales, &mut ls, sw);
+    let mm = make_qp_quants(15, mins, &mut lm, sw);
     let mut sc = [0u8; 16];
     for j in 0..16 {
         // uint8_t = Ls | (Lm << 4): a wrapped (negative) quant keeps only its low byte.
         sc[j] = ls[j] | ((u32::from(lm[j]) << 4) as u8);
     }
-    requantize_pack(x, &mut l, &sc, ggml::f16(dm), ggml::f16(mm), out);
+    requantize_pack(x, l, &sc, ggml::f16(dm), ggml::f16(mm), out);
 }
 
 /// The super-block step: 4-bit scales and mins, `d`, `dmin`, requantization, packing.

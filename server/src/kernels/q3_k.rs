@@ -30,7 +30,7 @@ impl BlockFormat for Q3K {
     /// `quantize_row_q3_K_impl`, per super-block: weights `qw·sqrt(σ² + x²)` (σ² twice the
     /// super-block's mean square), the weighted symmetric search per sub-block, then the 6-bit
     /// scales from the same search over the sub-block scales, weighted by their total weights.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(110)) {
             weighted_block(xb, qw, ob);
         }

@@ -155,9 +155,58 @@ pub(super) fn quantize_k_scales_weighted(
         scales[j] = s;
         mins[j] = m;
     }
+    finish_k_scales_weighted(nmax, clamp_scales, x, l, &scales, &mins, &sw)
+}
+
+/// [`quantize_k_scales_weighted`] with the eight sub-block searches in SIMD lanes: the same
+/// bytes. `make_qkx3_quants` given weights is `make_qkx2_quants` step for step (its `max <= min`
+/// is `max == min` for any input, and its `nstep < 1` exit is not taken with 36 steps), so the
+/// lanes of the plain path serve with qkx3's parameters.
+#[inline(always)]
+pub(super) fn quantize_k_scales_weighted_x8(
+    nmax: i32,
+    clamp_scales: bool,
+    x: &[f32],
+    qw: &[f32],
+    l: &mut [u8; 256],
+) -> (u16, u16, [u8; 12]) {
+    let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+    let mut xt = [[0f32; L]; 32];
+    let mut wt = [[0f32; L]; 32];
+    let mut sw = [0f32; 8];
+    for k in 0..L {
+        for i in 0..32 {
+            let v = x[32 * k + i];
+            xt[i][k] = v;
+            wt[i][k] = ggml::importance(qw[32 * k + i], sigma2, v);
+            sw[k] += wt[i][k];
+        }
+    }
+    let mut lt = [[0f32; L]; 32];
+    let (scales, mins) = make_qkx2_quants_x8(ggml::qkx3(nmax), &xt, &wt, &mut lt);
+    for i in 0..32 {
+        for k in 0..L {
+            l[32 * k + i] = lt[i][k] as u8;
+        }
+    }
+    finish_k_scales_weighted(nmax, clamp_scales, x, l, &scales, &mins, &sw)
+}
+
+/// The weighted super-block step: 6-bit scales and mins from `make_qp_quants`, `d`, `dmin`,
+/// requantization.
+#[inline(always)]
+fn finish_k_scales_weighted(
+    nmax: i32,
+    clamp_scales: bool,
+    x: &[f32],
+    l: &mut [u8; 256],
+    scales: &[f32; 8],
+    mins: &[f32; 8],
+    sw: &[f32; 8],
+) -> (u16, u16, [u8; 12]) {
     let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
-    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
-    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    let d_block = make_qp_quants(63, scales, &mut ls, sw);
+    let m_block = make_qp_quants(63, mins, &mut lm, sw);
     let mut sc = [0u8; 12];
     for j in 0..8 {
         let (ls, lm) = if clamp_scales { (ls[j].min(63), lm[j].min(63)) } else { (ls[j], lm[j]) };
@@ -200,10 +249,19 @@ impl BlockFormat for Q4K {
     }
 
     /// `quantize_row_q4_K_impl`: see [`quantize_k_scales_weighted`].
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
             let mut l = [0u8; 256];
             let (d, dmin, sc) = quantize_k_scales_weighted(15, false, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted_x8(15, false, xb, qw, &mut l);
             pack(&l, d, dmin, &sc, ob);
         }
         true

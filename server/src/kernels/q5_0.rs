@@ -43,7 +43,7 @@ impl BlockFormat for Q5_0 {
     }
 
     /// `quantize_row_q5_0_impl`: Q4_0's weighted search with 16 levels each side.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         let sigma2 = ggml::sum_sq(x) / x.len() as f32;
         let mut weight = [0f32; 32];
         let mut l = [0i8; 32];

@@ -4,7 +4,7 @@
 use kiln_core::ggml_type::GgmlType;
 
 use super::legacy::{self, LaneBlock};
-use super::q4_1::{min_max, min_max_fast};
+use super::q4_1::{min_max, min_max_fast, weighted_blocks};
 use super::{BlockFormat, ggml};
 
 /// Q5_1.
@@ -42,17 +42,14 @@ impl BlockFormat for Q5_1 {
     }
 
     /// `quantize_row_q5_1_impl`: Q4_1's weighted search with 32 levels.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        weighted_blocks(31, x, w, false, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
+        true
+    }
+
+    /// Eight blocks at a time in SIMD lanes.
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
-        let mut weight = [0f32; 32];
-        let (mut l, mut laux) = ([0u8; 32], [0u8; 32]);
-        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(24)) {
-            for j in 0..32 {
-                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
-            }
-            let (d, min) = ggml::make_qkx3_quants(ggml::qkx3(31), xb, &weight, &mut l, &mut laux);
-            pack(&l, d, -min, ob);
-        }
+        weighted_blocks(31, x, w, true, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
         true
     }
 }

@@ -7,7 +7,7 @@ use kiln_core::ggml_type::GgmlType;
 use super::BlockFormat;
 use super::ggml::Qkx2;
 use super::lanes::{SimdBody, dispatch};
-use super::q4_k::{quantize_k_scales, quantize_k_scales_weighted, quantize_k_scales_x8};
+use super::q4_k::{quantize_k_scales, quantize_k_scales_weighted, quantize_k_scales_weighted_x8, quantize_k_scales_x8};
 
 /// Q5_K.
 pub struct Q5K;
@@ -50,10 +50,19 @@ impl BlockFormat for Q5K {
     }
 
     /// `quantize_row_q5_K_impl`: Q4_K's weighted path with 32 levels and scales clamped to 63.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(176)) {
             let mut l = [0u8; 256];
             let (d, dmin, sc) = quantize_k_scales_weighted(31, true, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(176)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted_x8(31, true, xb, qw, &mut l);
             pack(&l, d, dmin, &sc, ob);
         }
         true

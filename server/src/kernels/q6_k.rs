@@ -30,7 +30,7 @@ impl BlockFormat for Q6K {
     /// `quantize_row_q6_K_impl`: the symmetric search per sub-block weighted by the importance
     /// values themselves (ggml's σ² weighting is commented out there), then the reference's
     /// super-block step.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(210)) {
             let mut l = [0i8; 256];
             let mut scales = [0f32; 16];

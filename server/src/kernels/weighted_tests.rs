@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use kiln_core::ggml_type::GgmlType;
 use sha2::{Digest, Sha256};
 
-use super::{KernelError, quantize, quantize_weighted};
+use super::{KernelError, Path, quantize, quantize_weighted, quantize_weighted_with};
 
 const ROWS: usize = 512;
 const N: usize = 256;
@@ -50,11 +50,11 @@ fn row_labels(cases: &serde_json::Value) -> Vec<String> {
 }
 
 /// Every row quantized with its own weights row, as the vectors were made.
-fn weighted_rows(ty: GgmlType, x: &[f32], w: &[f32]) -> Vec<u8> {
+fn weighted_rows(ty: GgmlType, x: &[f32], w: &[f32], path: Path) -> Vec<u8> {
     let row_bytes = ty.bytes_for(N as u64).unwrap() as usize;
-    let mut out = vec![0u8; ROWS * row_bytes];
+    let mut out = vec![0u8; x.len() / N * row_bytes];
     for ((xr, wr), or) in x.chunks_exact(N).zip(w.chunks_exact(N)).zip(out.chunks_exact_mut(row_bytes)) {
-        quantize_weighted(ty, xr, wr, or).unwrap();
+        quantize_weighted_with(ty, xr, wr, or, path).unwrap();
     }
     out
 }
@@ -93,12 +93,18 @@ fn weighted_paths_match_ggml_byte_for_byte() {
     let mut failures = Vec::new();
     for (ty, name) in TYPES {
         let want = std::fs::read(dir("imatrix").join(format!("{name}.bin"))).unwrap();
-        let got = weighted_rows(ty, &x, &w);
-        assert_eq!(got.len(), want.len(), "{name}");
-        let bad = differing(ty, &got, &want, &labels);
-        println!("{name}: {} of {ROWS} rows byte-identical", ROWS - bad.len());
-        if !bad.is_empty() {
-            failures.push(format!("{name}: {} rows differ, first: {:?}", bad.len(), &bad[..bad.len().min(3)]));
+        for path in [Path::Reference, Path::Fast] {
+            let got = weighted_rows(ty, &x, &w, path);
+            assert_eq!(got.len(), want.len(), "{name}");
+            let bad = differing(ty, &got, &want, &labels);
+            println!("{name} ({path:?}): {} of {ROWS} rows byte-identical", ROWS - bad.len());
+            if !bad.is_empty() {
+                failures.push(format!(
+                    "{name} {path:?}: {} rows differ, first: {:?}",
+                    bad.len(),
+                    &bad[..bad.len().min(3)]
+                ));
+            }
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
@@ -116,7 +122,7 @@ fn weights_change_as_many_rows_as_in_ggml() {
         let changed = row["rows_where_weights_change_bytes"].as_u64().unwrap() as usize;
         let mut plain = vec![0u8; ty.bytes_for(x.len() as u64).unwrap() as usize];
         quantize(ty, &x, &mut plain).unwrap();
-        let got = differing(ty, &weighted_rows(ty, &x, &w), &plain, &labels).len();
+        let got = differing(ty, &weighted_rows(ty, &x, &w, Path::Fast), &plain, &labels).len();
         assert_eq!(got, changed, "{name}");
         if ty == GgmlType::Q8_0 {
             assert_eq!(got, 0, "ggml's quantize_q8_0 ignores quant_weights");
@@ -177,6 +183,42 @@ fn weighted_shapes_and_types_are_checked() {
     assert_eq!(both[..72], first[..]);
 }
 
+/// Random rows and weights (zeros, equal, 24 decades, whole zero sub-blocks; values at many
+/// scales, constants, subnormals): the fast weighted paths give the reference's bytes.
+#[test]
+fn fast_weighted_paths_equal_the_reference_on_random_rows() {
+    let rows = 1024;
+    let mut rng = kiln_core::rng::Rng::new(0x1A7E_0001_5EED_0013);
+    let mut unit = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    let (mut x, mut w) = (Vec::with_capacity(rows * N), Vec::with_capacity(rows * N));
+    for r in 0..rows {
+        let scale = [1e-30f32, 1e-8, 1e-3, 0.02, 1.0, 300.0, 1e6, 1e-40][r % 8];
+        for i in 0..N {
+            let g = (0..4).map(|_| unit() - 0.5).sum::<f32>();
+            x.push(match (r / 8) % 5 {
+                0 => g * scale,
+                1 => g.abs() * scale,
+                2 if i % 32 < 16 => 0.0,
+                3 => scale,
+                _ => g * scale * if i % 7 == 0 { 30.0 } else { 1.0 },
+            });
+            w.push(match (r / 40) % 5 {
+                0 => 1.0,
+                1 => 10f32.powf(unit() * 24.0 - 12.0),
+                2 if unit() < 0.3 => 0.0,
+                3 if (i / 16) % 5 == 1 => 0.0,
+                _ => unit() * unit() + 1e-4,
+            });
+        }
+    }
+    for (ty, name) in TYPES {
+        let (fast, reference) = (weighted_rows(ty, &x, &w, Path::Fast), weighted_rows(ty, &x, &w, Path::Reference));
+        let row = fast.len() / rows;
+        let bad: Vec<usize> = (0..rows).filter(|r| fast[r * row..][..row] != reference[r * row..][..row]).collect();
+        assert!(bad.is_empty(), "{name}: {} rows differ, first {:?}", bad.len(), &bad[..bad.len().min(5)]);
+    }
+}
+
 /// Throughput of each weighted path on two threads (rows split over a two-thread pool), printed
 /// for the record (`--nocapture`), not asserted.
 #[test]
@@ -197,6 +239,15 @@ fn weighted_throughput() {
             });
         }
         let secs = start.elapsed().as_secs_f64();
-        println!("{name}: {:.1} M values/s weighted (2 threads)", (reps * ROWS * N) as f64 / secs / 1e6);
+        let mut plain = vec![0u8; out.len()];
+        let start = std::time::Instant::now();
+        for _ in 0..reps {
+            pool.install(|| {
+                plain.par_chunks_mut(row_bytes).zip(x.par_chunks(N)).for_each(|(o, xr)| quantize(ty, xr, o).unwrap());
+            });
+        }
+        let plain_secs = start.elapsed().as_secs_f64();
+        let rate = |s: f64| (reps * ROWS * N) as f64 / s / 1e6;
+        println!("{name}: weighted {:.1} M values/s, plain {:.1} (2 threads)", rate(secs), rate(plain_secs));
     }
 }
