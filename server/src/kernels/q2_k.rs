@@ -5,7 +5,7 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, Qkx2, make_qkx2_quants, make_qkx3_quants, make_qp_quants, nearest_int};
-use super::lanes::{SimdBody, dispatch};
+use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::qkx2_lanes::make_qkx2_quants_x8;
 use super::qx_lanes::load16;
 
@@ -62,14 +62,25 @@ impl BlockFormat for Q2K {
     /// The sixteen sub-block searches in SIMD lanes, eight at a time (see Q4_K's
     /// `quantize_k_scales_weighted_x8` for why the plain path's lanes serve).
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(84)) {
-            weighted_block_x8(xb, qw, ob);
-        }
+        dispatch_weighted::<FastWeighted>(x, w, out);
         true
     }
 }
 
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(84)) {
+            weighted_block_x8(xb, qw, ob);
+        }
+    }
+}
+
 /// [`weighted_block`] with the searches in lanes: the same bytes.
+#[inline(always)]
 fn weighted_block_x8(x: &[f32], qw: &[f32], out: &mut [u8]) {
     let sigma2 = ggml::sum_sq(x) / 256.0;
     let mut weight = [0f32; 256];

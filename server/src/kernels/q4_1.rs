@@ -2,7 +2,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::{L, min_max32};
+use super::lanes::{L, SimdWeighted, dispatch_weighted, min_max32};
 use super::legacy::{self, LaneBlock};
 use super::qkx2_lanes::make_qkx2_quants_x8;
 use super::{BlockFormat, ggml};
@@ -62,8 +62,18 @@ impl BlockFormat for Q4_1 {
 
     /// Eight blocks at a time in SIMD lanes.
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        weighted_blocks(15, x, w, true, |b, l, d, min| pack_weighted(l, d, min, &mut out[20 * b..][..20]));
+        dispatch_weighted::<FastWeighted>(x, w, out);
         true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        weighted_blocks(15, x, w, true, |b, l, d, min| pack_weighted(l, d, min, &mut out[20 * b..][..20]));
     }
 }
 

@@ -9,7 +9,7 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, make_qkx3_quants, make_qp_quants, nearest_int};
-use super::lanes::{L, SimdBody, dispatch};
+use super::lanes::{L, SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::qkx2_lanes::make_qkx2_quants_x8;
 
 /// Q4_K.
@@ -259,12 +259,22 @@ impl BlockFormat for Q4K {
     }
 
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
         for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
             let mut l = [0u8; 256];
             let (d, dmin, sc) = quantize_k_scales_weighted_x8(15, false, xb, qw, &mut l);
             pack(&l, d, dmin, &sc, ob);
         }
-        true
     }
 }
 

@@ -3,6 +3,7 @@
 
 use kiln_core::ggml_type::GgmlType;
 
+use super::lanes::{SimdWeighted, dispatch_weighted};
 use super::legacy::{self, LaneBlock};
 use super::q4_1::{min_max, min_max_fast, weighted_blocks};
 use super::{BlockFormat, ggml};
@@ -49,8 +50,18 @@ impl BlockFormat for Q5_1 {
 
     /// Eight blocks at a time in SIMD lanes.
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        weighted_blocks(31, x, w, true, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
+        dispatch_weighted::<FastWeighted>(x, w, out);
         true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        weighted_blocks(31, x, w, true, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
     }
 }
 
