@@ -19,4 +19,17 @@ impl BlockFormat for Bf16 {
             o.copy_from_slice(&ggml::bf16(*v).to_le_bytes());
         }
     }
+
+    /// `ggml_quantize_chunk` converts float types without looking at `quant_weights`.
+    fn quantize_row_weighted_ref(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        for (xb, ob) in x.chunks_exact(Self::BLOCK_ELEMS).zip(out.chunks_exact_mut(Self::BLOCK_BYTES)) {
+            Self::quantize_block(xb, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_blocks(x, out);
+        true
+    }
 }

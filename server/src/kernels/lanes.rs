@@ -129,6 +129,50 @@ pub fn dispatch<B: SimdBody>(x: &[f32], out: &mut [u8]) {
     B::body(x, out);
 }
 
+/// A weighted fast path's body (a row and its importance weights): `#[inline(always)]`, so
+/// [`dispatch_weighted`] can compile it into an AVX2 copy.
+pub trait SimdWeighted {
+    /// Quantizes one row `x` with weights `w`.
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]);
+}
+
+/// [`dispatch`] for [`SimdWeighted`] bodies: the same feature levels, so the same bytes.
+#[inline(always)]
+pub fn dispatch_weighted<B: SimdWeighted>(x: &[f32], w: &[f32], out: &mut [u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        #[target_feature(enable = "avx512f,avx512vl,avx512bw,avx512dq")]
+        fn avx512<B: SimdWeighted>(x: &[f32], w: &[f32], out: &mut [u8]) {
+            B::body(x, w, out);
+        }
+        #[target_feature(enable = "avx2")]
+        fn avx2<B: SimdWeighted>(x: &[f32], w: &[f32], out: &mut [u8]) {
+            B::body(x, w, out);
+        }
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+        {
+            #[expect(unsafe_code, reason = "calling a #[target_feature] function")]
+            // SAFETY: the CPU supports these AVX-512 subsets, checked just above.
+            unsafe {
+                avx512::<B>(x, w, out);
+            }
+            return;
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            #[expect(unsafe_code, reason = "calling a #[target_feature] function")]
+            // SAFETY: the CPU supports AVX2, checked just above; that is the only requirement.
+            unsafe {
+                avx2::<B>(x, w, out);
+            }
+            return;
+        }
+    }
+    B::body(x, w, out);
+}
+
 /// Largest |x| of a 32-value block, lane-parallel (max is order-independent for finite values),
 /// and whether every value is finite.
 #[inline(always)]

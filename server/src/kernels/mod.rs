@@ -1,5 +1,6 @@
 //! Block formats: one type per ggml format implementing [`BlockFormat`], each reproducing
-//! ggml's `quantize_row_*_ref` byte for byte (`shared/spec/quantization.md` §2). [`FORMATS`] is
+//! ggml's `quantize_row_*_ref` byte for byte (`shared/spec/quantization.md` §2), and with an
+//! importance matrix its `quantize_row_*_impl` ([`quantize_weighted`]). [`FORMATS`] is
 //! the one table of them: the CPU implementation and the GPU kernel of every type kiln writes;
 //! [`SUPPORTED`], [`quantize_with`] and the GPU's list and shaders all come from it, so a new
 //! format is one row there.
@@ -25,6 +26,8 @@ pub mod q6_k;
 pub mod q8_0;
 pub mod qkx2_lanes;
 pub mod qx_lanes;
+#[cfg(test)]
+mod weighted_tests;
 
 use kiln_core::ggml_type::GgmlType;
 
@@ -45,6 +48,21 @@ pub trait BlockFormat {
         for (xb, ob) in x.chunks_exact(Self::BLOCK_ELEMS).zip(out.chunks_exact_mut(Self::BLOCK_BYTES)) {
             Self::quantize_block(xb, ob);
         }
+    }
+
+    /// Quantizes one row with importance weights, as ggml's `quantize_row_*_impl` does when
+    /// llama-quantize has an imatrix: `x.len() == w.len()`, a whole number of blocks, `out` the
+    /// row's bytes. Per row, not per block, because some formats take statistics over the whole
+    /// row. The scalar transcription, and the oracle of [`Self::quantize_row_weighted`]. Returns
+    /// `false`, writing nothing, for a format without a weighted path (the default).
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        let _ = (x, w, out);
+        false
+    }
+
+    /// [`Self::quantize_row_weighted_ref`]'s bytes, by a faster path where a format has one.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_row_weighted_ref(x, w, out)
     }
 }
 
@@ -116,6 +134,17 @@ pub enum GpuKernel {
 /// A format's CPU entry: `x` into `out` by the chosen path.
 type Run = fn(&[f32], &mut [u8], Path) -> Result<(), KernelError>;
 
+/// A format's weighted row by the chosen path: [`BlockFormat::quantize_row_weighted`] or its
+/// reference.
+type WeightedRow = fn(&[f32], &[f32], &mut [u8], Path) -> bool;
+
+fn weighted_row<F: BlockFormat>(x: &[f32], w: &[f32], out: &mut [u8], path: Path) -> bool {
+    match path {
+        Path::Fast => F::quantize_row_weighted(x, w, out),
+        Path::Reference => F::quantize_row_weighted_ref(x, w, out),
+    }
+}
+
 /// One row of [`FORMATS`].
 #[derive(Clone, Copy)]
 pub struct Format {
@@ -123,6 +152,8 @@ pub struct Format {
     pub ty: GgmlType,
     /// The CPU implementation, fast or reference.
     run: Run,
+    /// The CPU implementation of one row with importance weights.
+    weighted: WeightedRow,
     /// The GPU kernel, where there is one.
     pub gpu: Option<GpuKernel>,
 }
@@ -134,7 +165,7 @@ impl std::fmt::Debug for Format {
 }
 
 const fn row<F: BlockFormat>(gpu: Option<GpuKernel>) -> Format {
-    Format { ty: F::TYPE, run: run::<F>, gpu }
+    Format { ty: F::TYPE, run: run::<F>, weighted: weighted_row::<F>, gpu }
 }
 
 const fn pairs(source: &'static str) -> Option<GpuKernel> {
@@ -195,4 +226,48 @@ pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), KernelErr
 pub fn quantize_with(ty: GgmlType, x: &[f32], out: &mut [u8], path: Path) -> Result<(), KernelError> {
     let f = format(ty).ok_or(KernelError::Unsupported(ty.name()))?;
     (f.run)(x, out, path)
+}
+
+/// Quantizes `x` to `ty` into `out` with importance weights `w`, as llama-quantize does with an
+/// imatrix: `x` is rows of `w.len()` values (a whole number of blocks), and every row is
+/// quantized with the same `w` — a tensor's one importance vector (ggml's `quant_weights`).
+/// Runs on the calling thread, as [`quantize_with`] does; callers split rows over their pool.
+///
+/// Formats whose ggml quantizer ignores the weights (F32, F16, BF16, Q8_0) give [`quantize`]'s
+/// bytes.
+///
+/// # Errors
+/// [`KernelError::Unsupported`] for a type without a weighted path, [`KernelError::Shape`] when
+/// `w` is not whole blocks, `x` not whole rows, or `out` not their size.
+pub fn quantize_weighted(ty: GgmlType, x: &[f32], w: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
+    quantize_weighted_with(ty, x, w, out, Path::Fast)
+}
+
+/// [`quantize_weighted`] through a chosen implementation.
+///
+/// # Errors
+/// As [`quantize_weighted`].
+pub fn quantize_weighted_with(
+    ty: GgmlType,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [u8],
+    path: Path,
+) -> Result<(), KernelError> {
+    let f = format(ty).ok_or(KernelError::Unsupported(ty.name()))?;
+    let (block, block_bytes) = (ty.block_elems() as usize, ty.block_bytes() as usize);
+    let row_bytes = w.len() / block * block_bytes;
+    let shape = KernelError::Shape { ty: ty.name(), elems: x.len(), bytes: out.len(), block };
+    if w.is_empty() || !w.len().is_multiple_of(block) || !x.len().is_multiple_of(w.len()) {
+        return Err(shape);
+    }
+    if out.len() != x.len() / w.len() * row_bytes {
+        return Err(shape);
+    }
+    for (xr, or) in x.chunks_exact(w.len()).zip(out.chunks_exact_mut(row_bytes)) {
+        if !(f.weighted)(xr, w, or, path) {
+            return Err(KernelError::Unsupported(ty.name()));
+        }
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
-use super::ggml::{self, make_q3_quants, nearest_int};
+use super::ggml::{self, make_q3_quants, make_qx_quants_w, nearest_int};
 use super::lanes::{SimdBody, dispatch};
 use super::q2_k::pack_2bit;
 
@@ -26,6 +26,48 @@ impl BlockFormat for Q3K {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         dispatch::<Fast>(x, out);
     }
+
+    /// `quantize_row_q3_K_impl`, per super-block: weights `qw·sqrt(σ² + x²)` (σ² twice the
+    /// super-block's mean square), the weighted symmetric search per sub-block, then the 6-bit
+    /// scales from the same search over the sub-block scales, weighted by their total weights.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(110)) {
+            weighted_block(xb, qw, ob);
+        }
+        true
+    }
+}
+
+/// One super-block of [`Q3K::quantize_row_weighted`].
+fn weighted_block(x: &[f32], qw: &[f32], out: &mut [u8]) {
+    let mut l = [0i8; 256];
+    let mut weight = [0f32; 16];
+    let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);
+    let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+    for j in 0..16 {
+        for i in 0..16 {
+            weight[i] = ggml::importance(qw[16 * j + i], sigma2, x[16 * j + i]);
+        }
+        let mut sumw = 0.0f32;
+        for &v in &weight {
+            sumw += v;
+        }
+        sw[j] = sumw;
+        scales[j] = make_qx_quants_w(4, &x[16 * j..16 * j + 16], &weight, &mut l[16 * j..][..16]);
+    }
+    let mut ls = [0i8; 16];
+    let d_block = make_qx_quants_w(32, &scales, &sw, &mut ls);
+    let mut sc = [0u8; 12];
+    for j in 0..16 {
+        let v = ls[j] as u8;
+        if j < 8 {
+            sc[j] = v & 0xF;
+        } else {
+            sc[j - 8] |= (v & 0xF) << 4;
+        }
+        sc[j % 4 + 8] |= (v >> 4) << (2 * (j / 4));
+    }
+    requantize_pack(x, &mut l, &sc, ggml::f16(d_block), out);
 }
 
 /// The super-block step: 6-bit scales, `d`, requantization, high-bit mask, packing.
@@ -56,6 +98,13 @@ fn finish(x: &[f32], l: &mut [i8; 256], scales: &[f32; 16], out: &mut [u8]) {
     } else {
         ggml::f16(0.0)
     };
+    requantize_pack(x, l, &sc, d, out);
+}
+
+/// The end of both paths: requantization of every sub-block whose scale is not zero against
+/// the stored (f16) `d`, then the high-bit mask and the byte layout.
+#[inline(always)]
+fn requantize_pack(x: &[f32], l: &mut [i8; 256], sc: &[u8; 12], d: u16, out: &mut [u8]) {
     let df = ggml::f16f(d);
     for j in 0..16 {
         let low = if j < 8 { sc[j] & 0xF } else { sc[j - 8] >> 4 };
@@ -80,7 +129,7 @@ fn finish(x: &[f32], l: &mut [i8; 256], scales: &[f32; 16], out: &mut [u8]) {
     }
     out[..32].copy_from_slice(&hmask);
     pack_2bit(&lu, &mut out[32..96]);
-    out[96..108].copy_from_slice(&sc);
+    out[96..108].copy_from_slice(sc);
     out[108..110].copy_from_slice(&d.to_le_bytes());
 }
 

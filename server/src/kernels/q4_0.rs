@@ -40,6 +40,25 @@ impl BlockFormat for Q4_0 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// `quantize_row_q4_0_impl`: per block, the weighted symmetric search with weights
+    /// `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+        let mut weight = [0f32; 32];
+        let mut l = [0i8; 32];
+        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(18)) {
+            for j in 0..32 {
+                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
+            }
+            let d = ggml::make_qx_quants_w(8, xb, &weight, &mut l);
+            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+            for j in 0..16 {
+                ob[2 + j] = (l[j] as u8) | ((l[j + 16] as u8) << 4);
+            }
+        }
+        true
+    }
 }
 
 impl LaneBlock for Q4_0 {

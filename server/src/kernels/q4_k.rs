@@ -8,8 +8,8 @@
 use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
-use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, nearest_int};
-use super::lanes::{L, SimdBody, dispatch};
+use super::ggml::{self, Qkx2, get_scale_min_k4, make_qkx2_quants, make_qkx3_quants, make_qp_quants, nearest_int};
+use super::lanes::{L, SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::qkx2_lanes::make_qkx2_quants_x8;
 
 /// Q4_K.
@@ -103,18 +103,124 @@ fn finish_k_scales(p: Qkx2, x: &[f32], l: &mut [u8; 256], scales: &[f32; 8], min
     }
     let d = ggml::f16(max_scale / 63.0);
     let dmin = ggml::f16(max_min / 63.0);
+    requantize(p.nmax, x, l, d, dmin, &sc);
+    (d, dmin, sc)
+}
+
+/// The end of both paths: requantization of every sub-block whose quantized scale is not zero
+/// against the stored (f16) `d` and `dmin`.
+#[inline(always)]
+fn requantize(nmax: i32, x: &[f32], l: &mut [u8; 256], d: u16, dmin: u16, sc: &[u8; 12]) {
     let (df, dminf) = (ggml::f16f(d), ggml::f16f(dmin));
     for j in 0..8 {
-        let (s, m) = get_scale_min_k4(j, &sc);
+        let (s, m) = get_scale_min_k4(j, sc);
         let dj = df * f32::from(s);
         if dj == 0.0 {
             continue;
         }
         let dm = dminf * f32::from(m);
         for i in 32 * j..32 * j + 32 {
-            l[i] = nearest_int((x[i] + dm) / dj).clamp(0, p.nmax) as u8;
+            l[i] = nearest_int((x[i] + dm) / dj).clamp(0, nmax) as u8;
         }
     }
+}
+
+/// The shared first half of `quantize_row_q4_K_impl` and `quantize_row_q5_K_impl` for one
+/// super-block: weights `qw·sqrt(σ² + x²)` (σ² twice the super-block's mean square), the
+/// weighted asymmetric search per sub-block, then the 6-bit scales and mins from
+/// `make_qp_quants` weighted by each sub-block's total weight, and requantization. Q5_K clamps
+/// the quantized scales to 63 (`clamp_scales`); Q4_K stores them as they come, as ggml does.
+pub(super) fn quantize_k_scales_weighted(
+    nmax: i32,
+    clamp_scales: bool,
+    x: &[f32],
+    qw: &[f32],
+    l: &mut [u8; 256],
+) -> (u16, u16, [u8; 12]) {
+    let mut laux = [0u8; 32];
+    let mut weights = [0f32; 32];
+    let (mut scales, mut mins, mut sw) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+    let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+    for j in 0..8 {
+        for i in 0..32 {
+            weights[i] = ggml::importance(qw[32 * j + i], sigma2, x[32 * j + i]);
+        }
+        let mut sumw = 0.0f32;
+        for &v in &weights {
+            sumw += v;
+        }
+        sw[j] = sumw;
+        let (s, m) =
+            make_qkx3_quants(ggml::qkx3(nmax), &x[32 * j..32 * j + 32], &weights, &mut l[32 * j..][..32], &mut laux);
+        scales[j] = s;
+        mins[j] = m;
+    }
+    finish_k_scales_weighted(nmax, clamp_scales, x, l, &scales, &mins, &sw)
+}
+
+/// [`quantize_k_scales_weighted`] with the eight sub-block searches in SIMD lanes: the same
+/// bytes. `make_qkx3_quants` given weights is `make_qkx2_quants` step for step (its `max <= min`
+/// is `max == min` for any input, and its `nstep < 1` exit is not taken with 36 steps), so the
+/// lanes of the plain path serve with qkx3's parameters.
+#[inline(always)]
+pub(super) fn quantize_k_scales_weighted_x8(
+    nmax: i32,
+    clamp_scales: bool,
+    x: &[f32],
+    qw: &[f32],
+    l: &mut [u8; 256],
+) -> (u16, u16, [u8; 12]) {
+    let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+    let mut xt = [[0f32; L]; 32];
+    let mut wt = [[0f32; L]; 32];
+    let mut sw = [0f32; 8];
+    for k in 0..L {
+        for i in 0..32 {
+            let v = x[32 * k + i];
+            xt[i][k] = v;
+            wt[i][k] = ggml::importance(qw[32 * k + i], sigma2, v);
+            sw[k] += wt[i][k];
+        }
+    }
+    let mut lt = [[0f32; L]; 32];
+    let (scales, mins) = make_qkx2_quants_x8(ggml::qkx3(nmax), &xt, &wt, &mut lt);
+    for i in 0..32 {
+        for k in 0..L {
+            l[32 * k + i] = lt[i][k] as u8;
+        }
+    }
+    finish_k_scales_weighted(nmax, clamp_scales, x, l, &scales, &mins, &sw)
+}
+
+/// The weighted super-block step: 6-bit scales and mins from `make_qp_quants`, `d`, `dmin`,
+/// requantization.
+#[inline(always)]
+fn finish_k_scales_weighted(
+    nmax: i32,
+    clamp_scales: bool,
+    x: &[f32],
+    l: &mut [u8; 256],
+    scales: &[f32; 8],
+    mins: &[f32; 8],
+    sw: &[f32; 8],
+) -> (u16, u16, [u8; 12]) {
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    let d_block = make_qp_quants(63, scales, &mut ls, sw);
+    let m_block = make_qp_quants(63, mins, &mut lm, sw);
+    let mut sc = [0u8; 12];
+    for j in 0..8 {
+        let (ls, lm) = if clamp_scales { (ls[j].min(63), lm[j].min(63)) } else { (ls[j], lm[j]) };
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    let (d, dmin) = (ggml::f16(d_block), ggml::f16(m_block));
+    requantize(nmax, x, l, d, dmin, &sc);
     (d, dmin, sc)
 }
 
@@ -140,6 +246,35 @@ impl BlockFormat for Q4K {
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         dispatch::<Fast>(x, out);
+    }
+
+    /// `quantize_row_q4_K_impl`: see [`quantize_k_scales_weighted`].
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted(15, false, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted_x8(15, false, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
     }
 }
 

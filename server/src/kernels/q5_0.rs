@@ -41,6 +41,21 @@ impl BlockFormat for Q5_0 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// `quantize_row_q5_0_impl`: Q4_0's weighted search with 16 levels each side.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+        let mut weight = [0f32; 32];
+        let mut l = [0i8; 32];
+        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(22)) {
+            for j in 0..32 {
+                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
+            }
+            let d = ggml::make_qx_quants_w(16, xb, &weight, &mut l);
+            pack(&l.map(|v| v as u8), d, ob);
+        }
+        true
+    }
 }
 
 impl LaneBlock for Q5_0 {

@@ -3,8 +3,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
+use super::lanes::{SimdWeighted, dispatch_weighted};
 use super::legacy::{self, LaneBlock};
-use super::q4_1::{min_max, min_max_fast};
+use super::q4_1::{min_max, min_max_fast, weighted_blocks};
 use super::{BlockFormat, ggml};
 
 /// Q5_1.
@@ -39,6 +40,28 @@ impl BlockFormat for Q5_1 {
     /// Element-parallel within each block; order-sensitive blocks take the reference path.
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
+    }
+
+    /// `quantize_row_q5_1_impl`: Q4_1's weighted search with 32 levels.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        weighted_blocks(31, x, w, false, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
+        true
+    }
+
+    /// Eight blocks at a time in SIMD lanes.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        weighted_blocks(31, x, w, true, |b, l, d, min| pack(l, d, -min, &mut out[24 * b..][..24]));
     }
 }
 

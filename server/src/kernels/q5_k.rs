@@ -6,8 +6,8 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::Qkx2;
-use super::lanes::{SimdBody, dispatch};
-use super::q4_k::{quantize_k_scales, quantize_k_scales_x8};
+use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
+use super::q4_k::{quantize_k_scales, quantize_k_scales_weighted, quantize_k_scales_weighted_x8, quantize_k_scales_x8};
 
 /// Q5_K.
 pub struct Q5K;
@@ -47,6 +47,35 @@ impl BlockFormat for Q5K {
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         dispatch::<Fast>(x, out);
+    }
+
+    /// `quantize_row_q5_K_impl`: Q4_K's weighted path with 32 levels and scales clamped to 63.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(176)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted(31, true, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(176)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted_x8(31, true, xb, qw, &mut l);
+            pack(&l, d, dmin, &sc, ob);
+        }
     }
 }
 

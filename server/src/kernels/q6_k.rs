@@ -4,7 +4,7 @@
 use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
-use super::ggml::{self, GROUP_MAX_EPS, make_qx_quants, nearest_int};
+use super::ggml::{self, GROUP_MAX_EPS, make_qx_quants, make_qx_quants_w, nearest_int};
 use super::lanes::{SimdBody, dispatch};
 use super::qx_lanes::{load16, make_qx_quants_x8};
 
@@ -25,6 +25,22 @@ impl BlockFormat for Q6K {
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         dispatch::<Fast>(x, out);
+    }
+
+    /// `quantize_row_q6_K_impl`: the symmetric search per sub-block weighted by the importance
+    /// values themselves (ggml's σ² weighting is commented out there), then the reference's
+    /// super-block step.
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(210)) {
+            let mut l = [0i8; 256];
+            let mut scales = [0f32; 16];
+            for j in 0..16 {
+                let r = 16 * j..16 * j + 16;
+                scales[j] = make_qx_quants_w(32, &xb[r.clone()], &qw[r.clone()], &mut l[r]);
+            }
+            finish(xb, &mut l, &scales, ob);
+        }
+        true
     }
 }
 

@@ -33,6 +33,19 @@ impl BlockFormat for Q8_0 {
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
         legacy::quantize_blocks::<Self>(x, out);
     }
+
+    /// ggml's `quantize_q8_0` ignores `quant_weights`: the plain bytes.
+    fn quantize_row_weighted_ref(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        for (xb, ob) in x.chunks_exact(Self::BLOCK_ELEMS).zip(out.chunks_exact_mut(Self::BLOCK_BYTES)) {
+            Self::quantize_block(xb, ob);
+        }
+        true
+    }
+
+    fn quantize_row_weighted(x: &[f32], _w: &[f32], out: &mut [u8]) -> bool {
+        Self::quantize_blocks(x, out);
+        true
+    }
 }
 
 impl LaneBlock for Q8_0 {
