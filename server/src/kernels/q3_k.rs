@@ -5,8 +5,9 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, make_q3_quants, make_qx_quants_w, nearest_int};
-use super::lanes::{SimdBody, dispatch};
+use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::q2_k::pack_2bit;
+use super::qx_lanes::{load16, make_qx_quants_w_x8};
 
 /// Q3_K.
 pub struct Q3K;
@@ -36,6 +37,51 @@ impl BlockFormat for Q3K {
         }
         true
     }
+
+    /// The sixteen sub-block searches in SIMD lanes, eight at a time.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(110)) {
+            weighted_block_x8(xb, qw, ob);
+        }
+    }
+}
+
+/// [`weighted_block`] with the sub-block searches in lanes: the same bytes.
+#[inline(always)]
+fn weighted_block_x8(x: &[f32], qw: &[f32], out: &mut [u8]) {
+    let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+    let mut weight = [0f32; 256];
+    let mut sw = [0f32; 16];
+    for (i, wi) in weight.iter_mut().enumerate() {
+        *wi = ggml::importance(qw[i], sigma2, x[i]);
+        sw[i / 16] += *wi;
+    }
+    let mut l = [0i8; 256];
+    let mut scales = [0f32; 16];
+    for half in 0..2 {
+        let xt = load16(&x[128 * half..]);
+        let wt = load16(&weight[128 * half..]);
+        let mut lt = [[0f32; 8]; 16];
+        let s = make_qx_quants_w_x8(4, &xt, &wt, &mut lt);
+        for k in 0..8 {
+            scales[8 * half + k] = s[k];
+            for i in 0..16 {
+                l[128 * half + 16 * k + i] = lt[i][k] as i8;
+            }
+        }
+    }
+    finish_weighted(x, &mut l, &scales, &sw, out);
 }
 
 /// One super-block of [`Q3K::quantize_row_weighted`].
@@ -55,8 +101,15 @@ fn weighted_block(x: &[f32], qw: &[f32], out: &mut [u8]) {
         sw[j] = sumw;
         scales[j] = make_qx_quants_w(4, &x[16 * j..16 * j + 16], &weight, &mut l[16 * j..][..16]);
     }
+    finish_weighted(x, &mut l, &scales, &sw, out);
+}
+
+/// The weighted super-block step: 6-bit scales from the weighted search over the sub-block
+/// scales, then requantization and packing.
+#[inline(always)]
+fn finish_weighted(x: &[f32], l: &mut [i8; 256], scales: &[f32; 16], sw: &[f32; 16], out: &mut [u8]) {
     let mut ls = [0i8; 16];
-    let d_block = make_qx_quants_w(32, &scales, &sw, &mut ls);
+    let d_block = make_qx_quants_w(32, scales, sw, &mut ls);
     let mut sc = [0u8; 12];
     for j in 0..16 {
         let v = ls[j] as u8;
@@ -67,7 +120,7 @@ fn weighted_block(x: &[f32], qw: &[f32], out: &mut [u8]) {
         }
         sc[j % 4 + 8] |= (v >> 4) << (2 * (j / 4));
     }
-    requantize_pack(x, &mut l, &sc, ggml::f16(d_block), out);
+    requantize_pack(x, l, &sc, ggml::f16(d_block), out);
 }
 
 /// The super-block step: 6-bit scales, `d`, requantization, high-bit mask, packing.

@@ -2,8 +2,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::absmax32;
+use super::lanes::{L, SimdWeighted, absmax32, dispatch_weighted};
 use super::legacy::{self, LaneBlock};
+use super::qx_lanes::make_qx_quants_w_x8;
 use super::{BlockFormat, ggml};
 
 /// Q4_0.
@@ -44,20 +45,73 @@ impl BlockFormat for Q4_0 {
     /// `quantize_row_q4_0_impl`: per block, the weighted symmetric search with weights
     /// `qw·sqrt(σ² + x²)`, σ² the mean square of the whole row.
     fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
-        let mut weight = [0f32; 32];
-        let mut l = [0i8; 32];
-        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(18)) {
-            for j in 0..32 {
-                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
-            }
-            let d = ggml::make_qx_quants_w(8, xb, &weight, &mut l);
-            ob[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
-            for j in 0..16 {
-                ob[2 + j] = (l[j] as u8) | ((l[j + 16] as u8) << 4);
-            }
-        }
+        weighted_blocks(8, x, w, false, |b, l, d| pack_weighted(l, d, &mut out[18 * b..][..18]));
         true
+    }
+
+    /// Eight blocks at a time in SIMD lanes.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        weighted_blocks(8, x, w, true, |b, l, d| pack_weighted(l, d, &mut out[18 * b..][..18]));
+    }
+}
+
+fn pack_weighted(l: &[u8; 32], d: f32, out: &mut [u8]) {
+    out[..2].copy_from_slice(&ggml::f16(d).to_le_bytes());
+    for j in 0..16 {
+        out[2 + j] = l[j] | (l[j + 16] << 4);
+    }
+}
+
+/// The `_0` formats' weighted search (`quantize_row_q4_0_impl`, `…q5_0_impl`) over a row:
+/// weights `qw·sqrt(σ² + x²)` with σ² the row's mean square, the weighted `make_qx_quants` per
+/// block, and `emit(block, quants, d)` for each. With `lanes`, eight blocks at a time go through
+/// its SIMD twin; the rest, and everything without, one at a time.
+#[inline(always)]
+pub(super) fn weighted_blocks(
+    nmax: i32,
+    x: &[f32],
+    w: &[f32],
+    lanes: bool,
+    mut emit: impl FnMut(usize, &[u8; 32], f32),
+) {
+    let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+    let mut done = 0;
+    if lanes {
+        for (xg, wg) in x.chunks_exact(256).zip(w.chunks_exact(256)) {
+            let (mut xt, mut wt, mut lt) = ([[0f32; L]; 32], [[0f32; L]; 32], [[0f32; L]; 32]);
+            for k in 0..L {
+                for i in 0..32 {
+                    xt[i][k] = xg[32 * k + i];
+                    wt[i][k] = ggml::importance(wg[32 * k + i], sigma2, xg[32 * k + i]);
+                }
+            }
+            let d = make_qx_quants_w_x8(nmax, &xt, &wt, &mut lt);
+            for k in 0..L {
+                let l: [u8; 32] = std::array::from_fn(|i| lt[i][k] as u8);
+                emit(done + k, &l, d[k]);
+            }
+            done += L;
+        }
+    }
+    let mut weight = [0f32; 32];
+    let mut l = [0i8; 32];
+    for (b, (xb, qw)) in x.chunks_exact(32).zip(w.chunks_exact(32)).enumerate().skip(done) {
+        for j in 0..32 {
+            weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
+        }
+        let d = ggml::make_qx_quants_w(nmax, xb, &weight, &mut l);
+        emit(b, &l.map(|v| v as u8), d);
     }
 }
 

@@ -3,9 +3,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::lanes::absmax32;
+use super::lanes::{SimdWeighted, absmax32, dispatch_weighted};
 use super::legacy::{self, LaneBlock};
-use super::q4_0::first_with_abs;
+use super::q4_0::{first_with_abs, weighted_blocks};
 use super::{BlockFormat, ggml};
 
 /// Q5_0.
@@ -44,17 +44,24 @@ impl BlockFormat for Q5_0 {
 
     /// `quantize_row_q5_0_impl`: Q4_0's weighted search with 16 levels each side.
     fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        let sigma2 = ggml::sum_sq(x) / x.len() as f32;
-        let mut weight = [0f32; 32];
-        let mut l = [0i8; 32];
-        for ((xb, qw), ob) in x.chunks_exact(32).zip(w.chunks_exact(32)).zip(out.chunks_exact_mut(22)) {
-            for j in 0..32 {
-                weight[j] = ggml::importance(qw[j], sigma2, xb[j]);
-            }
-            let d = ggml::make_qx_quants_w(16, xb, &weight, &mut l);
-            pack(&l.map(|v| v as u8), d, ob);
-        }
+        weighted_blocks(16, x, w, false, |b, l, d| pack(l, d, &mut out[22 * b..][..22]));
         true
+    }
+
+    /// Eight blocks at a time in SIMD lanes.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        weighted_blocks(16, x, w, true, |b, l, d| pack(l, d, &mut out[22 * b..][..22]));
     }
 }
 

@@ -5,8 +5,8 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, GROUP_MAX_EPS, make_qx_quants, make_qx_quants_w, nearest_int};
-use super::lanes::{SimdBody, dispatch};
-use super::qx_lanes::{load16, make_qx_quants_x8};
+use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
+use super::qx_lanes::{load16, make_qx_quants_w_x8, make_qx_quants_x8};
 
 /// Q6_K.
 pub struct Q6K;
@@ -41,6 +41,38 @@ impl BlockFormat for Q6K {
             finish(xb, &mut l, &scales, ob);
         }
         true
+    }
+
+    /// The sixteen searches in SIMD lanes, eight at a time.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<FastWeighted>(x, w, out);
+        true
+    }
+}
+
+/// The weighted fast path's body, compiled once plainly and once for AVX2.
+struct FastWeighted;
+
+impl SimdWeighted for FastWeighted {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(210)) {
+            let mut l = [0i8; 256];
+            let mut scales = [0f32; 16];
+            for half in 0..2 {
+                let xt = load16(&xb[128 * half..]);
+                let wt = load16(&qw[128 * half..]);
+                let mut lt = [[0f32; 8]; 16];
+                let s = make_qx_quants_w_x8(32, &xt, &wt, &mut lt);
+                for k in 0..8 {
+                    scales[8 * half + k] = s[k];
+                    for i in 0..16 {
+                        l[128 * half + 16 * k + i] = lt[i][k] as i8;
+                    }
+                }
+            }
+            finish(xb, &mut l, &scales, ob);
+        }
     }
 }
 

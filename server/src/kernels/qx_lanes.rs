@@ -1,5 +1,6 @@
-//! The symmetric search `make_qx_quants` (Q6_K) over eight 16-value sub-blocks at once (see [`super::lanes`]); lane `k` repeats `ggml`'s scalar steps for
-//! sub-block `k`, with branches turned into selects.
+//! The symmetric search `make_qx_quants` (Q6_K; with importance weights Q4_0, Q5_0, Q3_K and
+//! Q6_K) over eight sub-blocks at once (see [`super::lanes`]); lane `k` repeats `ggml`'s scalar
+//! steps for sub-block `k`, with branches turned into selects.
 
 use super::ggml::GROUP_MAX_EPS;
 use super::lanes::{L, V, quant, select, splat};
@@ -9,7 +10,7 @@ pub type Sub16 = [V; 16];
 
 /// Per-lane `argabsmax`: the first value of largest magnitude and that magnitude.
 #[inline(always)]
-fn argabsmax_x8(xt: &Sub16) -> (V, V) {
+fn argabsmax_x8<const N: usize>(xt: &[V; N]) -> (V, V) {
     let (mut max, mut amax) = (splat(0.0), splat(0.0));
     for row in xt {
         for k in 0..L {
@@ -27,11 +28,20 @@ fn argabsmax_x8(xt: &Sub16) -> (V, V) {
 /// `0..2·nmax` (0 for all-tiny lanes) and the scales are returned.
 #[inline(always)]
 pub fn make_qx_quants_x8(nmax: i32, xt: &Sub16, lt: &mut Sub16) -> V {
+    // rmse_type 1 without weights weighs by x², the same rounded product ggml forms inline.
+    let wt = xt.map(|row| row.map(|x| x * x));
+    make_qx_quants_w_x8(nmax, xt, &wt, lt)
+}
+
+/// `make_qx_quants(N, nmax, x, L, 1, qw)` for eight sub-blocks of `N` values with weights `wt`
+/// (same layout as `xt`); as [`make_qx_quants_x8`] otherwise.
+#[inline(always)]
+pub fn make_qx_quants_w_x8<const N: usize>(nmax: i32, xt: &[V; N], wt: &[V; N], lt: &mut [V; N]) -> V {
     let (max, amax) = argabsmax_x8(xt);
     let nmaxf = nmax as f32;
-    let pass = |iscale: &V, q: &mut Sub16| {
+    let pass = |iscale: &V, q: &mut [V; N]| {
         let (mut sumlx, mut suml2) = (splat(0.0), splat(0.0));
-        for i in 0..16 {
+        for i in 0..N {
             let mut v = [0.0; L];
             for k in 0..L {
                 v[k] = iscale[k] * xt[i][k];
@@ -39,7 +49,7 @@ pub fn make_qx_quants_x8(nmax: i32, xt: &Sub16, lt: &mut Sub16) -> V {
             q[i] = quant(v, -nmax, nmax - 1);
             for k in 0..L {
                 let x = xt[i][k];
-                let w = x * x;
+                let w = wt[i][k];
                 sumlx[k] += w * x * q[i][k];
                 suml2[k] += w * q[i][k] * q[i][k];
             }
@@ -50,7 +60,7 @@ pub fn make_qx_quants_x8(nmax: i32, xt: &Sub16, lt: &mut Sub16) -> V {
     for k in 0..L {
         iscale[k] = -nmaxf / max[k];
     }
-    let mut q = [[0.0f32; L]; 16];
+    let mut q = [[0.0f32; L]; N];
     let (sumlx, suml2) = pass(&iscale, &mut q);
     *lt = q;
     let mut scale = [0.0; L];
@@ -76,7 +86,7 @@ pub fn make_qx_quants_x8(nmax: i32, xt: &Sub16, lt: &mut Sub16) -> V {
                 best[k] = scale[k] * sumlx[k];
             }
         }
-        for i in 0..16 {
+        for i in 0..N {
             lt[i] = select(take, q[i], lt[i]);
         }
     }
