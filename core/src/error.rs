@@ -80,6 +80,11 @@ pub enum Error {
         "no .safetensors files: a Hugging Face import uploads config.json, the tokenizer files and every model*.safetensors shard"
     )]
     SafetensorsMissing,
+    /// An importance matrix without a quantization to use it for.
+    #[error(
+        "imatrix needs quantize: an importance matrix only changes how weights are quantized; add \"quantize\" (e.g. \"q4_K_M\")"
+    )]
+    ImatrixWithoutQuantize,
     /// PyTorch pickles (`.bin`, `.pth`, `.pt`) instead of safetensors weights.
     #[error(
         "PyTorch checkpoints (.bin, .pth) are not supported: save the model as safetensors (save_pretrained with safe_serialization=True) and upload the model*.safetensors files"

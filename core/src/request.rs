@@ -115,6 +115,10 @@ pub struct CreateRequest {
     /// Draft quantization.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub draft_quantize: Option<String>,
+    /// kiln extension: an uploaded importance matrix (`sha256:…`, either format `llama-imatrix`
+    /// writes) to quantize with, as `llama-quantize --imatrix`. Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imatrix: Option<String>,
 }
 
 /// `POST /api/show`.

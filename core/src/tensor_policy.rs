@@ -199,13 +199,23 @@ pub struct Policy {
     facts: ModelFacts,
     i_attention_wv: u64,
     i_ffn_down: u64,
+    has_imatrix: bool,
 }
 
 impl Policy {
     /// A fresh pass.
     #[must_use]
     pub fn new(ftype: FileType, facts: ModelFacts) -> Self {
-        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0 }
+        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0, has_imatrix: false }
+    }
+
+    /// The pass quantizes with an importance matrix, which changes some choices as in
+    /// llama-quantize (`qs.has_imatrix`): Q4_0/Q5_0 keep their first `ffn_down` layers at
+    /// Q4_1/Q5_1.
+    #[must_use]
+    pub fn with_imatrix(mut self) -> Self {
+        self.has_imatrix = true;
+        self
     }
 
     /// The type for the next tensor in visit order ([`sort_key`]), or `None` if it keeps its
@@ -311,6 +321,9 @@ impl Policy {
                 }
                 F::Q4_K_M | F::Q5_K_M if use_more_bits(i, n) => G::Q6_K,
                 F::Q4_K_S if !falcon && i < n / 8 => G::Q5_K,
+                // Only with an imatrix: without one the output stays what it always was.
+                F::Q4_0 if self.has_imatrix && i < n / 8 => G::Q4_1,
+                F::Q5_0 if self.has_imatrix && i < n / 8 => G::Q5_1,
                 _ => base,
             };
             self.i_ffn_down += 1;

@@ -47,6 +47,8 @@ pub struct CreatePlan {
     pub messages: Vec<Message>,
     /// Target file type, and the value as sent upper-cased (for the status line).
     pub quantize: Option<(FileType, String)>,
+    /// The importance matrix blob to quantize with (only with `quantize`).
+    pub imatrix: Option<Digest>,
     /// Stream NDJSON.
     pub stream: bool,
     /// Renderer override.
@@ -172,6 +174,11 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
         Some(q) => Some((FileType::parse_quantize(q)?, q.to_ascii_uppercase())),
         None => None,
     };
+    let imatrix = match req.imatrix.as_deref().filter(|d| !d.is_empty()) {
+        Some(_) if quantize.is_none() => return Err(Error::ImatrixWithoutQuantize),
+        Some(d) => Some(Digest::parse(d)?),
+        None => None,
+    };
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     Ok(CreatePlan {
         name,
@@ -183,6 +190,7 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
         parameters,
         messages,
         quantize,
+        imatrix,
         stream: req.stream.unwrap_or(true),
         renderer: nonempty(&req.renderer),
         parser: nonempty(&req.parser),
