@@ -28,6 +28,10 @@ pub struct CreateArgs {
     /// Quantize to this type: q4_K_M, q2_K, q3_K_S, q5_K_M, q6_K, q8_0, f16… (kiln has them all).
     #[arg(short = 'q', long = "quantize", value_name = "TYPE")]
     pub quantize: Option<String>,
+    /// An importance matrix (`llama-imatrix` output, GGUF or `.dat`) to quantize with, as
+    /// `llama-quantize --imatrix` (a kiln extension; needs `-q`).
+    #[arg(long, value_name = "FILE")]
+    pub imatrix: Option<PathBuf>,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> CliError {
@@ -220,9 +224,10 @@ fn upload_missing(
         if !seen.insert(digest.clone()) || client.has_blob(digest)? {
             continue;
         }
+        // The stage is set before the line shows: a Ctrl-C after the line is an upload's.
+        set_stage(Stage::Upload);
         let line = progress.bar(&format!("copying file {digest}"), *size, true);
         let file = File::open(path).map_err(|e| io_err(path, e))?;
-        set_stage(Stage::Upload);
         client.upload_blob(digest, *size, Counting { inner: file, line: line.clone() })?;
         line.finish();
     }
@@ -317,7 +322,13 @@ pub fn run(args: &CreateArgs) -> Result<(), CliError> {
         }
         None => Vec::new(),
     };
-    let all: Vec<PathBuf> = files.iter().chain(&adapter_files).cloned().collect();
+    if args.imatrix.is_some() && args.quantize.as_deref().is_none_or(str::is_empty) {
+        return Err(CliError::Message(
+            "--imatrix needs --quantize: an importance matrix only changes how weights are quantized".into(),
+        ));
+    }
+    let imatrix_file: Vec<PathBuf> = args.imatrix.iter().map(|p| cwd.join(p)).collect();
+    let all: Vec<PathBuf> = files.iter().chain(&adapter_files).chain(&imatrix_file).cloned().collect();
     let digests = hash_all(&progress, &all)?;
     gathering.finish();
     upload_missing(&client, &progress, &all, &digests)?;
@@ -330,7 +341,8 @@ pub fn run(args: &CreateArgs) -> Result<(), CliError> {
     req.model = Some(args.name.clone());
     req.files = map(&files, &digests[..files.len()]);
     req.from = if req.files.is_some() { None } else { from_name };
-    req.adapters = map(&adapter_files, &digests[files.len()..]);
+    req.adapters = map(&adapter_files, &digests[files.len()..files.len() + adapter_files.len()]);
+    req.imatrix = imatrix_file.first().map(|_| digests[files.len() + adapter_files.len()].0.clone());
     req.quantize = args.quantize.clone().filter(|q| !q.is_empty());
     req.stream = Some(true);
     show_stream(&client, &progress, &req)

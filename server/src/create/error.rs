@@ -42,6 +42,9 @@ pub enum CreateError {
     /// An uploaded Hugging Face directory that cannot be converted.
     #[error(transparent)]
     Import(#[from] crate::convert::import::ImportError),
+    /// The importance matrix blob does not parse.
+    #[error(transparent)]
+    Imatrix(kiln_core::imatrix::ImatrixError),
     /// The model cannot be quantized as asked, or the quantizer failed.
     #[error(transparent)]
     Quantize(QuantError),

@@ -9,6 +9,7 @@ use kiln_core::Digest;
 use kiln_core::event::{PLACEHOLDER_DIGEST, ProgressEvent};
 use kiln_core::file_type::FileType;
 use kiln_core::gguf::Header;
+use kiln_core::imatrix::Imatrix;
 
 use super::error::CreateError;
 use super::events::Events;
@@ -16,7 +17,7 @@ use super::sources::Sources;
 use super::{Staged, adopt, blocking};
 use crate::quantize::backend::Quantizer;
 use crate::quantize::blob::{Progress, quantize_blob};
-use crate::quantize::{self, QuantPlan};
+use crate::quantize::{self, QuantPlan, WithImatrix};
 use crate::store::{Layer, Pin, Store, media};
 
 /// A quantization the create will run.
@@ -32,7 +33,12 @@ pub(super) struct QuantJob {
 ///
 /// # Errors
 /// [`CreateError::Quantize`] when the model cannot be quantized to `target`.
-pub(super) fn prepare(sources: &Sources, target: FileType, label: &str) -> Result<Option<QuantJob>, CreateError> {
+pub(super) fn prepare(
+    sources: &Sources,
+    target: FileType,
+    label: &str,
+    imatrix: Option<WithImatrix<'_>>,
+) -> Result<Option<QuantJob>, CreateError> {
     let Some(layer) = sources.staged.iter().find(|s| s.layer.media_type == media::MODEL) else {
         return Ok(None);
     };
@@ -42,8 +48,26 @@ pub(super) fn prepare(sources: &Sources, target: FileType, label: &str) -> Resul
     if src_name == target.name() {
         return Ok(None);
     }
-    let plan = quantize::plan(header, target)?;
+    let plan = quantize::plan_with(header, target, imatrix)?;
     Ok(Some(QuantJob { src, plan, status: format!("quantizing {src_name} model to {label}") }))
+}
+
+/// The most bytes of an importance matrix kiln reads (a large MoE model's is some hundred MB).
+pub const MAX_IMATRIX: u64 = 2 << 30;
+
+/// Reads and parses the importance matrix blob `d`, pinned into `pin`.
+///
+/// # Errors
+/// [`CreateError::BlobNotFound`] when it was never uploaded, [`CreateError::Imatrix`] when it
+/// does not parse.
+pub(super) async fn load_imatrix(store: &Arc<Store>, d: &Digest, pin: &mut Pin<'_>) -> Result<Imatrix, CreateError> {
+    pin.add(d.clone());
+    if !store.has_blob(d) {
+        return Err(CreateError::BlobNotFound(d.clone()));
+    }
+    let (s, d) = (store.clone(), d.clone());
+    let bytes = blocking(move || s.read_small_blob(&d, MAX_IMATRIX)).await??;
+    blocking(move || kiln_core::imatrix::parse(&bytes)).await?.map_err(CreateError::Imatrix)
 }
 
 /// Progress lines for the quantizer's blocking thread.

@@ -118,9 +118,13 @@ impl From<CreateError> for ApiError {
             CreateError::Quantize(QuantError::Io(io))
             | CreateError::Io(io)
             | CreateError::Import(ImportError::Io(io)) => io.into(),
-            CreateError::Import(_) => Self::bad_request(e.to_string()),
+            CreateError::Import(_) | CreateError::Imatrix(_) => Self::bad_request(e.to_string()),
             CreateError::Quantize(
-                QuantError::SourceType(_) | QuantError::TensorSource { .. } | QuantError::Header(_),
+                QuantError::SourceType(_)
+                | QuantError::TensorSource { .. }
+                | QuantError::Header(_)
+                | QuantError::Imatrix(_)
+                | QuantError::ImatrixUnused { .. },
             ) => Self::bad_request(e.to_string()),
             CreateError::Store(s) => s.into(),
             CreateError::Quantize(_)

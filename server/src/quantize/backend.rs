@@ -128,7 +128,18 @@ impl Quantizer {
     ///
     /// # Errors
     /// Kernel errors (lengths that are not whole blocks).
-    pub fn submit(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: Vec<u8>) -> Result<Pending, QuantError> {
+    pub fn submit(
+        &self,
+        src_ty: GgmlType,
+        dst_ty: GgmlType,
+        raw: Vec<u8>,
+        weights: Option<&[f32]>,
+    ) -> Result<Pending, QuantError> {
+        // Importance-weighted quantization has no GPU kernels yet: those chunks run here.
+        if let Some(w) = weights.filter(|_| super::uses_weights(dst_ty)) {
+            let bytes = convert_cpu_weighted(&self.pool, src_ty, dst_ty, &raw, w)?;
+            return Ok(Pending(Job::Done(Converted { bytes, fallbacks: 0, on_gpu: false })));
+        }
         if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
             match gpu.submit(src_ty, dst_ty, &raw) {
                 Ok(job) => return Ok(Pending(Job::Gpu { job, raw, src_ty, dst_ty })),
@@ -209,6 +220,36 @@ impl Pending {
 enum Job {
     Done(Converted),
     Gpu { job: gpu::Pending, raw: Vec<u8>, src_ty: GgmlType, dst_ty: GgmlType },
+}
+
+/// Converts one chunk of whole rows with importance weights `w` (one row's worth, shared by
+/// every row) on the pool: each task widens and quantizes whole rows.
+fn convert_cpu_weighted(
+    pool: &rayon::ThreadPool,
+    src_ty: GgmlType,
+    dst_ty: GgmlType,
+    raw: &[u8],
+    w: &[f32],
+) -> Result<Vec<u8>, QuantError> {
+    let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
+    let row = w.len().max(1);
+    let rows = raw.len() / src_size / row;
+    let row_bytes = dst_ty.bytes_for(row as u64).unwrap_or(0) as usize;
+    let mut out = vec![0u8; rows * row_bytes];
+    let rows_per_task = (TASK_ELEMS / row).max(1);
+    pool.install(|| {
+        raw.par_chunks(rows_per_task * row * src_size)
+            .zip(out.par_chunks_mut(rows_per_task * row_bytes))
+            .try_for_each_init(
+                || vec![0f32; rows_per_task * row],
+                |scratch, (r, o)| {
+                    scratch.resize(r.len() / src_size, 0.0);
+                    widen(src_ty, r, scratch);
+                    kernels::quantize_weighted(dst_ty, scratch, w, o)
+                },
+            )
+    })?;
+    Ok(out)
 }
 
 /// Converts one chunk on the pool: each task widens its slice and quantizes whole blocks.

@@ -9,7 +9,10 @@ pub mod widen;
 
 use kiln_core::file_type::{FileType, file_type_name};
 use kiln_core::ggml_type::GgmlType;
+use std::sync::Arc;
+
 use kiln_core::gguf::{self, Header, TensorInfo, Value};
+use kiln_core::imatrix::{Imatrix, ImatrixError};
 use kiln_core::tensor_policy::{self, ModelFacts, Policy, sort_key};
 
 /// Why a model cannot be quantized.
@@ -29,6 +32,17 @@ pub enum QuantError {
     /// A header value the per-tensor rules need is missing or impossible.
     #[error("invalid model header: {0}")]
     Header(String),
+    /// The importance matrix does not fit the model.
+    #[error(transparent)]
+    Imatrix(#[from] ImatrixError),
+    /// The importance matrix names none of the model's quantized tensors.
+    #[error(
+        "the importance matrix has no entry for any tensor this quantization uses it for (its {entries} entries are for another model?): make it with llama-imatrix from this model"
+    )]
+    ImatrixUnused {
+        /// Its entries.
+        entries: usize,
+    },
     /// A kernel refused its input.
     #[error(transparent)]
     Kernel(#[from] crate::kernels::KernelError),
@@ -47,6 +61,9 @@ pub struct TensorPlan {
     pub src: TensorInfo,
     /// The output tensor (offset relative to the output data section).
     pub out: TensorInfo,
+    /// Importance weights for its rows (`ne0` per expert slice, expert-major), when the
+    /// importance matrix has them and the output type uses them.
+    pub weights: Option<Arc<[f32]>>,
 }
 
 /// Everything the pipeline needs to write the new file.
@@ -105,12 +122,38 @@ fn facts(h: &Header) -> ModelFacts {
     )
 }
 
+/// An importance matrix to quantize with, and the name its `quantize.imatrix.file` key records.
+#[derive(Debug, Clone, Copy)]
+pub struct WithImatrix<'a> {
+    /// The matrix.
+    pub matrix: &'a Imatrix,
+    /// What to record as its file name.
+    pub file: &'a str,
+}
+
+/// Output types whose ggml quantizer uses importance weights (the others ignore them).
+#[must_use]
+pub fn uses_weights(ty: GgmlType) -> bool {
+    use GgmlType as G;
+    matches!(ty, G::Q4_0 | G::Q4_1 | G::Q5_0 | G::Q5_1 | G::Q2_K | G::Q3_K | G::Q4_K | G::Q5_K | G::Q6_K)
+}
+
 /// Decides every tensor's type and lays out the output file.
 ///
 /// # Errors
 /// [`QuantError::SourceType`] for sources that are not F32/F16/BF16, and
 /// [`QuantError::TensorSource`] when a tensor would need re-quantizing.
 pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
+    plan_with(h, target, None)
+}
+
+/// [`plan`], with an importance matrix: its weights for each tensor (llama-quantize's lookup by
+/// name and length), its effect on type choices, and its `quantize.imatrix.*` keys.
+///
+/// # Errors
+/// As [`plan`]; [`QuantError::Imatrix`] for an entry whose length does not fit its tensor and
+/// [`QuantError::ImatrixUnused`] when it fits none.
+pub fn plan_with(h: &Header, target: FileType, imatrix: Option<WithImatrix<'_>>) -> Result<QuantPlan, QuantError> {
     let src_name = source_type_name(h);
     if !matches!(src_name, "F32" | "F16" | "BF16") {
         return Err(QuantError::SourceType(src_name.into()));
@@ -128,6 +171,10 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
     let mut order: Vec<&TensorInfo> = h.tensors.iter().collect();
     order.sort_by(|a, b| sort_key(&a.name).cmp(&sort_key(&b.name)));
     let mut policy = Policy::new(target, facts(h));
+    if imatrix.is_some() {
+        policy = policy.with_imatrix();
+    }
+    let mut weighted = 0usize;
     let alignment = gguf::DEFAULT_ALIGNMENT;
     let mut tensors = Vec::with_capacity(order.len());
     let mut fallbacks = Vec::new();
@@ -143,7 +190,16 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
         }
         let out = TensorInfo { name: t.name.clone(), dims: t.dims.clone(), ty, offset };
         offset += out.size().div_ceil(alignment) * alignment;
-        tensors.push(TensorPlan { src: t.clone(), out });
+        let weights = match imatrix {
+            Some(m) if ty != t.ty && uses_weights(ty) => {
+                let cols = t.dims.first().copied().unwrap_or(0);
+                let experts = t.dims.get(2).copied().unwrap_or(1);
+                m.matrix.weights_for(&t.name, cols, experts)?.map(Arc::from)
+            }
+            _ => None,
+        };
+        weighted += usize::from(weights.is_some());
+        tensors.push(TensorPlan { src: t.clone(), out, weights });
     }
     // llama-quantize: keys in source order, split.* dropped, then quantization_version and
     // file_type set (removed and appended, in that order).
@@ -163,6 +219,13 @@ pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
         .collect();
     kvs.push(("general.quantization_version".into(), Value::U32(2)));
     kvs.push(("general.file_type".into(), Value::U32(target.id())));
+    if let Some(m) = imatrix {
+        let used = tensors.iter().any(|t| t.out.ty != t.src.ty && uses_weights(t.out.ty));
+        if used && weighted == 0 {
+            return Err(QuantError::ImatrixUnused { entries: m.matrix.entries.len() });
+        }
+        kvs.extend(m.matrix.metadata(m.file));
+    }
     let outs: Vec<TensorInfo> = tensors.iter().map(|t| t.out.clone()).collect();
     let encoded_header = gguf::encode_header(&kvs, &outs, alignment);
     let output = Header { version: 3, kvs, tensors: outs, alignment, data_offset: encoded_header.len() as u64 };

@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use super::backend::{Pending, Quantizer};
@@ -32,10 +33,28 @@ pub struct Output {
 enum Work {
     /// Bytes to copy unchanged.
     Copy(Vec<u8>),
-    /// Source values to convert: (source type, target type, raw bytes, source bytes covered).
-    Convert(GgmlType, GgmlType, Vec<u8>),
+    /// Source values to convert: (source type, target type, raw bytes, the rows' importance
+    /// weights when quantized with them).
+    Convert(GgmlType, GgmlType, Vec<u8>, Option<RowWeights>),
     /// End of a tensor: pad the output.
     Pad,
+}
+
+/// The importance weights of a chunk's rows: `len` values of `all` from `start` (one expert's
+/// slice; a chunk never crosses experts).
+#[derive(Debug, Clone)]
+pub struct RowWeights {
+    all: Arc<[f32]>,
+    start: usize,
+    len: usize,
+}
+
+impl RowWeights {
+    /// The weights every row of the chunk uses.
+    #[must_use]
+    pub fn get(&self) -> &[f32] {
+        &self.all[self.start..self.start + self.len]
+    }
 }
 
 fn reader(mut src: impl Read + Seek, plan: &QuantPlan, chunk: u64, tx: &SyncSender<std::io::Result<Work>>) {
@@ -59,13 +78,21 @@ fn reader(mut src: impl Read + Seek, plan: &QuantPlan, chunk: u64, tx: &SyncSend
                 let row = t.src.row_len();
                 let rows = t.src.elements() / row;
                 let rows_per_chunk = (chunk / row).max(1);
+                // Rows of one expert slice share its weights: chunks end at slice boundaries.
+                let per_expert = rows / t.src.dims.get(2).copied().unwrap_or(1).max(1);
                 let mut done = 0;
                 while done < rows {
-                    let n = rows_per_chunk.min(rows - done);
+                    let expert_end = (done / per_expert + 1) * per_expert;
+                    let n = rows_per_chunk.min(rows - done).min(expert_end - done);
                     let bytes = t.src.ty.bytes_for(n * row).unwrap_or(0);
                     let mut buf = vec![0u8; bytes as usize];
                     src.read_exact(&mut buf)?;
-                    if tx.send(Ok(Work::Convert(t.src.ty, t.out.ty, buf))).is_err() {
+                    let weights = t.weights.as_ref().map(|all| RowWeights {
+                        all: all.clone(),
+                        start: (done / per_expert * row) as usize,
+                        len: row as usize,
+                    });
+                    if tx.send(Ok(Work::Convert(t.src.ty, t.out.ty, buf, weights))).is_err() {
                         return Ok(());
                     }
                     done += n;
@@ -139,9 +166,9 @@ pub fn run(
                         done += b.len() as u64;
                         Some(Out::Bytes(b))
                     }
-                    Work::Convert(src_ty, dst_ty, raw) => {
+                    Work::Convert(src_ty, dst_ty, raw, weights) => {
                         done += raw.len() as u64;
-                        let next = quantizer.submit(src_ty, dst_ty, raw)?;
+                        let next = quantizer.submit(src_ty, dst_ty, raw, weights.as_ref().map(RowWeights::get))?;
                         // CPU results are final already: they go out at once, in order.
                         let (hold, now) = if next.is_done() { (None, Some(next)) } else { (Some(next), None) };
                         if !flush(std::mem::replace(&mut in_flight, hold))? || !flush(now)? {
