@@ -5,6 +5,7 @@ gguf_summary.py and compared with the reference converter's output (and llama-qu
 every metadata key in order with its type and value, every tensor's name, type, shape and bytes,
 and the whole file's sha256. The `gguf` package must read every file back."""
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -96,7 +97,8 @@ def test_conversion_matches_the_reference(uploaded, name):
         client.delete(model)
 
 
-QUANT_CI = ["Q4_K_M", "Q8_0"]
+# CI runs two of the three quantized references; HF_QUANT=all adds Q6_K.
+QUANT_CI = ["Q4_K_M", "Q8_0"] + (["Q6_K"] if os.environ.get("HF_QUANT") == "all" else [])
 
 
 @pytest.mark.parametrize("name", NAMES)
