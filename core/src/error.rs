@@ -85,6 +85,51 @@ pub enum Error {
         "imatrix needs quantize: an importance matrix only changes how weights are quantized; add \"quantize\" (e.g. \"q4_K_M\")"
     )]
     ImatrixWithoutQuantize,
+    /// A per-tensor control (`tensor_types`, `pure`, …) without a quantization to apply it to.
+    #[error(
+        "{0} needs quantize: per-tensor controls only change how a model is quantized; add \"quantize\" (e.g. \"q4_K_M\")"
+    )]
+    ControlWithoutQuantize(&'static str),
+    /// `imatrix_include` / `imatrix_exclude` without an importance matrix.
+    #[error("{0} needs imatrix: it filters the importance matrix's entries")]
+    ImatrixFilterWithoutImatrix(&'static str),
+    /// Both `imatrix_include` and `imatrix_exclude` (llama-quantize refuses them together).
+    #[error("imatrix_include and imatrix_exclude cannot be used together")]
+    ImatrixFilterBoth,
+    /// A type name that is no ggml type.
+    #[error("{field}: unknown type '{}' - kiln's types are {}", clip(value), crate::quant_controls::KILN_TYPE_NAMES)]
+    ControlTypeUnknown {
+        /// The field, e.g. `tensor_types[1]`.
+        field: String,
+        /// The name as sent.
+        value: String,
+    },
+    /// A ggml type kiln has no quantizer for (the IQ types, TQ, MXFP4, …).
+    #[error("{field}: kiln cannot quantize to {ty} - kiln's types are {}", crate::quant_controls::KILN_TYPE_NAMES)]
+    ControlTypeUnsupported {
+        /// The field, e.g. `output_tensor_type`.
+        field: String,
+        /// The type's name.
+        ty: &'static str,
+    },
+    /// A `tensor_types` entry that is not `PATTERN=TYPE`.
+    #[error("{field}: '{}' is not PATTERN=TYPE (e.g. \"attn_v=q8_0\")", clip(value))]
+    TensorTypeMalformed {
+        /// The field, e.g. `tensor_types[0]`.
+        field: String,
+        /// The entry as sent.
+        value: String,
+    },
+    /// A `tensor_types` pattern that does not compile.
+    #[error("{field}: '{}' is not a valid regular expression: {}", clip(pattern), clip_middle(reason))]
+    TensorTypeRegex {
+        /// The field, e.g. `tensor_types[0]`.
+        field: String,
+        /// The pattern (lower-cased, as matched).
+        pattern: String,
+        /// The compiler's message.
+        reason: String,
+    },
     /// PyTorch pickles (`.bin`, `.pth`, `.pt`) instead of safetensors weights.
     #[error(
         "PyTorch checkpoints (.bin, .pth) are not supported: save the model as safetensors (save_pretrained with safe_serialization=True) and upload the model*.safetensors files"

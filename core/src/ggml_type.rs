@@ -89,6 +89,13 @@ impl GgmlType {
         TABLE.iter().find(|e| e.0 as u32 == id).map(|e| e.0)
     }
 
+    /// The type with this ggml name, case-insensitively (`q8_0`, `Q4_K`), as llama-quantize's
+    /// `parse_ggml_type`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        TABLE.iter().find(|e| e.1.eq_ignore_ascii_case(name)).map(|e| e.0)
+    }
+
     // A `while` loop rather than `iter().find` so that block sizes are `const`: the server's
     // block formats derive their sizes from here at compile time.
     const fn entry(self) -> &'static (GgmlType, &'static str, u64, u64) {

@@ -253,6 +253,16 @@ impl Imatrix {
         })
     }
 
+    /// llama-quantize's `--exclude-weights` / `--include-weights`: drops the entries whose name
+    /// contains one of `exclude`, then, when `include` is not empty, keeps only those whose name
+    /// contains one of `include`. `entries_count` then counts what is left.
+    pub fn filter_entries(&mut self, include: &[String], exclude: &[String]) {
+        self.entries.retain(|name, _| !exclude.iter().any(|x| name.contains(x.as_str())));
+        if !include.is_empty() {
+            self.entries.retain(|name, _| include.iter().any(|x| name.contains(x.as_str())));
+        }
+    }
+
     /// The `quantize.imatrix.*` keys llama-quantize appends, in its order; `file` is the name
     /// the matrix was given. Strings are cut at 127 bytes, as its fixed-size override values.
     #[must_use]

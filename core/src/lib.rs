@@ -38,6 +38,7 @@ pub mod imatrix;
 pub mod modelfile;
 pub mod name;
 pub mod params;
+pub mod quant_controls;
 pub mod request;
 pub mod rng;
 pub mod tensor_policy;

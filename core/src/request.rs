@@ -119,6 +119,36 @@ pub struct CreateRequest {
     /// writes) to quantize with, as `llama-quantize --imatrix`. Needs `quantize`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imatrix: Option<String>,
+    /// kiln extension, `llama-quantize --include-weights`: only the importance matrix's entries
+    /// whose name contains one of these strings are used. Needs `imatrix`; not with
+    /// `imatrix_exclude`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imatrix_include: Option<Vec<String>>,
+    /// kiln extension, `llama-quantize --exclude-weights`: the importance matrix's entries whose
+    /// name contains one of these strings are dropped. Needs `imatrix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imatrix_exclude: Option<Vec<String>>,
+    /// kiln extension, `llama-quantize --output-tensor-type`: the type of `output.weight` (with
+    /// tied embeddings, of `token_embd.weight`). Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_tensor_type: Option<String>,
+    /// kiln extension, `llama-quantize --token-embedding-type`: the type of `token_embd.weight`,
+    /// used as given. Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_embedding_type: Option<String>,
+    /// kiln extension, `llama-quantize --tensor-type`, in order: `"PATTERN=TYPE"` entries, the
+    /// pattern a regular expression (lower-cased) searched in each tensor name; the first match
+    /// wins. Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tensor_types: Option<Vec<String>>,
+    /// kiln extension, `llama-quantize --pure`: every tensor the file type's default type, no
+    /// mixture rules. Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pure: Option<bool>,
+    /// kiln extension, `llama-quantize --leave-output-tensor`: `output.weight` is not quantized.
+    /// Needs `quantize`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_output_tensor: Option<bool>,
 }
 
 /// `POST /api/show`.

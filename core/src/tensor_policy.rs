@@ -10,6 +10,7 @@ use alloc::vec::Vec;
 
 use crate::file_type::FileType;
 use crate::ggml_type::GgmlType;
+use crate::quant_controls::Controls;
 
 /// Model facts the rules read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,13 +201,14 @@ pub struct Policy {
     i_attention_wv: u64,
     i_ffn_down: u64,
     has_imatrix: bool,
+    controls: Controls,
 }
 
 impl Policy {
     /// A fresh pass.
     #[must_use]
     pub fn new(ftype: FileType, facts: ModelFacts) -> Self {
-        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0, has_imatrix: false }
+        Self { ftype, facts, i_attention_wv: 0, i_ffn_down: 0, has_imatrix: false, controls: Controls::default() }
     }
 
     /// The pass quantizes with an importance matrix, which changes some choices as in
@@ -218,18 +220,47 @@ impl Policy {
         self
     }
 
+    /// The pass applies llama-quantize's per-tensor controls ([`Controls`]).
+    #[must_use]
+    pub fn with_controls(mut self, controls: Controls) -> Self {
+        self.controls = controls;
+        self
+    }
+
     /// The type for the next tensor in visit order ([`sort_key`]), or `None` if it keeps its
     /// source type. Must be called once per tensor, in order: the counters advance.
+    ///
+    /// As llama-quantize's `llama_tensor_get_type`: `token_embedding_type` and (for a real
+    /// `output.weight`) `output_tensor_type` are used as given, without the shape fallback (so
+    /// `wanted == ty` and the caller checks the rows fit); otherwise, for a quantized file type,
+    /// the first matching `tensor_types` rule, else (unless `pure`) the mixture rules, then the
+    /// shape fallback. A rule or `pure` skips the mixture rules and their counters.
     pub fn next(&mut self, name: &str, dims: &[u64]) -> Option<Choice> {
-        if !is_quantizable(name, dims.len(), &self.facts.arch) {
+        if !is_quantizable(name, dims.len(), &self.facts.arch)
+            || (self.controls.leave_output_tensor && name == "output.weight")
+        {
             return None;
+        }
+        let is_token_embd = name == "token_embd.weight" || name == "per_layer_token_embd.weight";
+        if let Some(t) = self.controls.token_embedding_type.filter(|_| is_token_embd) {
+            // llama-quantize lets a `tensor_types` rule name per_layer_token_embd explicitly.
+            if name != "per_layer_token_embd.weight" || self.controls.rule_for(name).is_none() {
+                return Some(Choice { ty: t, wanted: t });
+            }
+        }
+        if let Some(t) = self.controls.output_tensor_type.filter(|_| name == "output.weight") {
+            return Some(Choice { ty: t, wanted: t });
         }
         let base = self.ftype.base_type();
         let row_len = dims.first().copied().unwrap_or(1);
         if !base.is_quantized() {
             return Some(Choice { ty: base, wanted: base });
         }
-        let wanted = self.mix(name, row_len, base);
+        let wanted = match self.controls.rule_for(name) {
+            Some(rule) => rule.ty,
+            None if self.controls.pure => base,
+            None => self.mix(name, row_len, base),
+        };
         Some(Choice { ty: fallback(wanted, row_len), wanted })
     }
 
@@ -244,6 +275,9 @@ impl Policy {
         let f = &self.facts;
         let tied = !f.has_output;
         if name == "output.weight" || (tied && name == "token_embd.weight") {
+            if let Some(t) = self.controls.output_tensor_type {
+                return t;
+            }
             if f.is_falcon() || !row_len.is_multiple_of(base.block_elems()) {
                 return G::Q8_0;
             }
@@ -392,6 +426,55 @@ mod tests {
         assert_eq!(fallback(GgmlType::Q3_K, 288), GgmlType::Q4_0);
         assert_eq!(fallback(GgmlType::Q8_0, 48), GgmlType::F16);
         assert_eq!(fallback(GgmlType::Q4_K, 512), GgmlType::Q4_K);
+    }
+
+    fn gemma() -> ModelFacts {
+        let names = ["token_embd.weight", "blk.0.attn_v.weight", "blk.1.attn_v.weight"];
+        ModelFacts::new("gemma3", 18, 0, 4, 1, names.iter().copied())
+    }
+
+    fn controls(output: Option<&str>, embd: Option<&str>, rules: &[&str], pure: bool, leave: bool) -> Controls {
+        let rules: Vec<String> = rules.iter().map(|r| String::from(*r)).collect();
+        Controls::parse(output, embd, &rules, pure, leave).unwrap()
+    }
+
+    #[test]
+    fn controls_choose_as_llama_quantize() {
+        use GgmlType as G;
+        let pick = |c: Controls, name: &str, dims: &[u64]| {
+            Policy::new(FileType::Q4_K_M, gemma()).with_controls(c).next(name, dims).map(|c| (c.wanted, c.ty))
+        };
+        let embd = [640, 262_144];
+        // Tied embeddings: the output rules give token_embd Q6_K → Q8_0 at 640 wide.
+        assert_eq!(pick(Controls::default(), "token_embd.weight", &embd), Some((G::Q8_0, G::Q8_0)));
+        // --pure: the default type, with the shape fallback.
+        assert_eq!(pick(controls(None, None, &[], true, false), "token_embd.weight", &embd), Some((G::Q4_K, G::Q5_0)));
+        // --output-tensor-type reaches a tied token_embd through the mixture rules.
+        let c = controls(Some("q5_0"), None, &[], false, false);
+        assert_eq!(pick(c, "token_embd.weight", &embd), Some((G::Q5_0, G::Q5_0)));
+        // --token-embedding-type: as given, no fallback (the caller refuses an unfit one).
+        let c = controls(None, Some("q4_k"), &[], false, false);
+        assert_eq!(pick(c, "token_embd.weight", &embd), Some((G::Q4_K, G::Q4_K)));
+        // --tensor-type: the first match wins, and the shape fallback still applies.
+        let c = controls(None, None, &["attn=q8_0", "attn_v=q4_0", r"blk\.1[0-7]\.ffn_(up|gate)=q5_k"], false, false);
+        assert_eq!(pick(c.clone(), "blk.0.attn_v.weight", &[640, 256]), Some((G::Q8_0, G::Q8_0)));
+        assert_eq!(pick(c.clone(), "blk.12.ffn_up.weight", &[640, 2048]), Some((G::Q5_K, G::Q5_1)));
+        assert_eq!(pick(c, "blk.2.ffn_up.weight", &[640, 2048]), Some((G::Q4_K, G::Q5_0)));
+        // --leave-output-tensor keeps a real output.weight; without it the output type is as given.
+        let mut facts = gemma();
+        facts.has_output = true;
+        let c = controls(Some("q4_0"), None, &[], false, true);
+        assert_eq!(
+            Policy::new(FileType::Q4_K_M, facts.clone()).with_controls(c).next("output.weight", &[640, 9]),
+            None
+        );
+        let c = controls(Some("q4_k"), None, &[], false, false);
+        let got = Policy::new(FileType::Q4_K_M, facts).with_controls(c).next("output.weight", &[640, 9]);
+        assert_eq!(got.map(|c| c.ty), Some(G::Q4_K));
+        // Non-quantized file types ignore tensor_types, as llama-quantize does.
+        let c = controls(None, None, &["attn=q8_0"], false, false);
+        let got = Policy::new(FileType::F16, gemma()).with_controls(c).next("blk.0.attn_q.weight", &[640, 1024]);
+        assert_eq!(got.map(|c| c.ty), Some(G::F16));
     }
 
     #[test]

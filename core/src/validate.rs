@@ -11,6 +11,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use crate::file_type::FileType;
+use crate::quant_controls::Controls;
 use crate::request::{CreateRequest, License, Message};
 use crate::{Digest, Error, ModelName, params};
 
@@ -49,6 +50,12 @@ pub struct CreatePlan {
     pub quantize: Option<(FileType, String)>,
     /// The importance matrix blob to quantize with (only with `quantize`).
     pub imatrix: Option<Digest>,
+    /// `imatrix_include` (non-empty only with `imatrix`).
+    pub imatrix_include: Vec<String>,
+    /// `imatrix_exclude` (non-empty only with `imatrix`, and never with `imatrix_include`).
+    pub imatrix_exclude: Vec<String>,
+    /// llama-quantize's per-tensor controls (set only with `quantize`).
+    pub controls: Controls,
     /// Stream NDJSON.
     pub stream: bool,
     /// Renderer override.
@@ -57,6 +64,46 @@ pub struct CreatePlan {
     pub parser: Option<String>,
     /// Minimum Ollama version.
     pub requires: Option<String>,
+}
+
+/// The per-tensor controls of a create: each needs `quantize`; names and patterns are checked.
+fn controls(req: &CreateRequest, quantizing: bool) -> Result<Controls, Error> {
+    let output = req.output_tensor_type.as_deref().filter(|t| !t.is_empty());
+    let embd = req.token_embedding_type.as_deref().filter(|t| !t.is_empty());
+    let rules = req.tensor_types.as_deref().unwrap_or_default();
+    let pure = req.pure.unwrap_or(false);
+    let leave = req.leave_output_tensor.unwrap_or(false);
+    if !quantizing {
+        let set = [
+            ("output_tensor_type", output.is_some()),
+            ("token_embedding_type", embd.is_some()),
+            ("tensor_types", !rules.is_empty()),
+            ("pure", pure),
+            ("leave_output_tensor", leave),
+        ];
+        if let Some((field, _)) = set.into_iter().find(|(_, on)| *on) {
+            return Err(Error::ControlWithoutQuantize(field));
+        }
+    }
+    Controls::parse(output, embd, rules, pure, leave)
+}
+
+/// `imatrix_include` / `imatrix_exclude`: each needs `imatrix`, and not both.
+fn imatrix_filters(req: &CreateRequest, with_imatrix: bool) -> Result<(Vec<String>, Vec<String>), Error> {
+    let include = req.imatrix_include.clone().unwrap_or_default();
+    let exclude = req.imatrix_exclude.clone().unwrap_or_default();
+    if !with_imatrix {
+        if !include.is_empty() {
+            return Err(Error::ImatrixFilterWithoutImatrix("imatrix_include"));
+        }
+        if !exclude.is_empty() {
+            return Err(Error::ImatrixFilterWithoutImatrix("imatrix_exclude"));
+        }
+    }
+    if !include.is_empty() && !exclude.is_empty() {
+        return Err(Error::ImatrixFilterBoth);
+    }
+    Ok((include, exclude))
 }
 
 /// Ollama's relative-path rule for `files` keys (§4.3).
@@ -179,6 +226,8 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
         Some(d) => Some(Digest::parse(d)?),
         None => None,
     };
+    let controls = controls(req, quantize.is_some())?;
+    let (imatrix_include, imatrix_exclude) = imatrix_filters(req, imatrix.is_some())?;
     let nonempty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     Ok(CreatePlan {
         name,
@@ -191,6 +240,9 @@ pub fn validate_create(req: &CreateRequest) -> Result<CreatePlan, Error> {
         messages,
         quantize,
         imatrix,
+        imatrix_include,
+        imatrix_exclude,
+        controls,
         stream: req.stream.unwrap_or(true),
         renderer: nonempty(&req.renderer),
         parser: nonempty(&req.parser),
@@ -408,5 +460,38 @@ mod tests {
             let e = check_template(bad).unwrap_err().to_string();
             assert!(e.contains(msg), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn per_tensor_controls_are_checked() {
+        let p = validate_create(&req(r#"{"model":"m","from":"x","quantize":"q4_K_M","tensor_types":["attn_v=q8_0","ATTN=Q6_K"],"pure":true,"token_embedding_type":"q5_1"}"#)).unwrap();
+        assert_eq!(p.controls.tensor_types.iter().map(|r| r.pattern.as_str()).collect::<Vec<_>>(), ["attn_v", "attn"]);
+        assert!(p.controls.pure && !p.controls.leave_output_tensor);
+        assert_eq!(p.controls.token_embedding_type, Some(crate::ggml_type::GgmlType::Q5_1));
+        for (body, want) in [
+            (r#""pure":true"#, "pure needs quantize"),
+            (r#""tensor_types":["attn_v=q8_0"]"#, "tensor_types needs quantize"),
+            (r#""leave_output_tensor":true"#, "leave_output_tensor needs quantize"),
+            (r#""output_tensor_type":"q8_0""#, "output_tensor_type needs quantize"),
+            (
+                r#""quantize":"q4_0","tensor_types":["attn_q=iq4_nl"]"#,
+                "tensor_types[0]: kiln cannot quantize to IQ4_NL",
+            ),
+            (
+                r#""quantize":"q4_0","tensor_types":["attn_q=q8_0","(=q8_0"]"#,
+                "tensor_types[1]: '(' is not a valid regular expression",
+            ),
+            (r#""quantize":"q4_0","token_embedding_type":"q7""#, "token_embedding_type: unknown type 'q7'"),
+            (r#""quantize":"q4_0","imatrix_include":["attn"]"#, "imatrix_include needs imatrix"),
+            (
+                r#""quantize":"q4_0","imatrix":"sha256:0000000000000000000000000000000000000000000000000000000000000000","imatrix_include":["a"],"imatrix_exclude":["b"]"#,
+                "imatrix_include and imatrix_exclude cannot be used together",
+            ),
+        ] {
+            let e = err(&format!(r#"{{"model":"m","from":"x",{body}}}"#));
+            assert!(e.starts_with(want), "{body}: {e}");
+        }
+        let p = validate_create(&req(r#"{"model":"m","from":"x","pure":false,"tensor_types":[]}"#)).unwrap();
+        assert!(p.controls.is_empty());
     }
 }
