@@ -99,3 +99,96 @@ def test_bad_importance_matrices_are_refused_before_anything_is_written(imatrix_
 def _write(path: pathlib.Path, b: bytes) -> pathlib.Path:
     path.write_bytes(b)
     return path
+
+
+# Per-tensor controls (llama-quantize's --tensor-type, --pure, …) against
+# gemma3-270m-controls-expected.json, run by run. The IQ2_XXS runs and the IQ4_NL rule use types
+# kiln cannot write: their requests must be refused naming the type.
+CONTROLS = json.loads((FIX / "gemma3-270m-controls-expected.json").read_text())["runs"]
+CONTROL_BODIES = {
+    "output_q8_0_token_embd_q8_0": dict(quantize="Q4_K_M", output_tensor_type="q8_0", token_embedding_type="q8_0"),
+    "tensor_type_attn_v_q8_0_ffn_down_q6_k": dict(quantize="Q4_K_M", tensor_types=["attn_v=q8_0", "ffn_down=q6_k"]),
+    "pure": dict(quantize="Q4_K_M", pure=True),
+    "leave_output_tensor": dict(quantize="Q4_K_M", leave_output_tensor=True),
+    "pure_imatrix_q3_k_m": dict(quantize="Q3_K_M", pure=True, imatrix="gguf"),
+    "output_tensor_type_only_q5_0": dict(quantize="Q4_K_M", output_tensor_type="q5_0"),
+    "token_embedding_type_only_q5_1": dict(quantize="Q4_K_M", token_embedding_type="q5_1"),
+    "tensor_type_first_match_wins": dict(quantize="Q4_K_M", tensor_types=["attn=q8_0", "attn_v=q4_0"]),
+    "imatrix_dat_q4_k_m": dict(quantize="Q4_K_M", imatrix="dat"),
+    "imatrix_exclude_ffn": dict(quantize="Q4_K_M", imatrix="gguf", imatrix_exclude=["ffn_"]),
+    "imatrix_include_attn_q": dict(quantize="Q4_K_M", imatrix="gguf", imatrix_include=["attn_q"]),
+}
+CONTROL_REFUSED = {
+    "tensor_type_regex": (
+        dict(quantize="Q4_K_M", tensor_types=[r"blk\.1[0-7]\.ffn_(up|gate)=q5_k", "ATTN_Q=iq4_nl"]),
+        "tensor_types[1]: kiln cannot quantize to IQ4_NL",
+    ),
+    "imatrix_dat_iq2_xxs": (dict(quantize="IQ2_XXS", imatrix="dat"), "unsupported quantization type IQ2_XXS"),
+    "imatrix_exclude_ffn_down_iq2_xxs": (
+        dict(quantize="IQ2_XXS", imatrix="gguf", imatrix_exclude=["ffn_down"]),
+        "unsupported quantization type IQ2_XXS",
+    ),
+    # llama-quantize aborts on this one (GGML_ASSERT); kiln refuses it before writing anything.
+    "token_embedding_type_q4_k_unfit": (
+        dict(quantize="Q4_K_M", token_embedding_type="q4_k"),
+        "token_embd.weight: Q4_K needs rows that are a multiple of 256; the tensor's rows are 640 wide",
+    ),
+}
+
+
+def test_every_controls_run_is_covered():
+    assert sorted(CONTROLS) == sorted([*CONTROL_BODIES, *CONTROL_REFUSED])
+
+
+def _body(digests, body):
+    body = dict(body)
+    if "imatrix" in body:
+        body["imatrix"] = digests[body["imatrix"]]
+    return body
+
+
+@pytest.mark.parametrize("run", sorted(CONTROL_BODIES))
+def test_per_tensor_controls_match_llama_quantize(imatrix_server, run):
+    server, c, digests = imatrix_server
+    want = CONTROLS[run]
+    body = _body(digests, CONTROL_BODIES[run])
+    name = "ctl-" + run.replace("_", "-")
+    assert create(c, model=name, **{"from": "src"}, **body).status == "success"
+    r = gguf.GGUFReader(model_blob(server, name))
+    got = {t.name: (t.tensor_type.name, hashlib.sha256(t.data.tobytes()).hexdigest()) for t in r.tensors}
+    exp = {n: (t["type"], t["sha256"]) for n, t in want["tensors"].items()}
+    bad = [n for n in exp if got.get(n) != exp[n]]
+    assert not bad, f"{run}: {len(bad)} tensors differ, e.g. {bad[:3]}: {[got.get(n) for n in bad[:3]]} vs {[exp[n] for n in bad[:3]]}"
+    assert [t.name for t in r.tensors] == want["tensor_order"]
+    keys = list(r.fields)
+    assert keys[-len(want["kv_order_tail"]):] == want["kv_order_tail"]
+    assert r.fields["general.file_type"].contents() == want["file_type"]
+    kv = {k: r.fields[k].contents() for k in want["quantize_kv"]}
+    if "quantize.imatrix.file" in kv:
+        assert kv.pop("quantize.imatrix.file") == body["imatrix"]
+    assert kv == {k: v for k, v in want["quantize_kv"].items() if k != "quantize.imatrix.file"}
+    assert not any(k.startswith("quantize.") for k in keys if k not in want["quantize_kv"])
+
+
+def test_controls_llama_quantize_cannot_honour_are_refused_before_anything_is_written(imatrix_server):
+    server, c, digests = imatrix_server
+    before = sorted(str(p) for p in server.store.rglob("*"))
+    cases = [(_body(digests, b), m) for b, m in CONTROL_REFUSED.values()] + [
+        (dict(pure=True), "pure needs quantize"),
+        (dict(tensor_types=["attn_v=q8_0"]), "tensor_types needs quantize"),
+        (dict(quantize="Q4_K_M", tensor_types=["ffn_(up=q8_0"]), "tensor_types[0]: 'ffn_(up' is not a valid regular expression"),
+        (dict(quantize="Q4_K_M", tensor_types=["attn_v"]), "tensor_types[0]: 'attn_v' is not PATTERN=TYPE"),
+        (dict(quantize="Q4_K_M", output_tensor_type="q7_0"), "output_tensor_type: unknown type 'q7_0' - kiln's types are F32, F16, BF16"),
+        (dict(quantize="Q4_K_M", imatrix_include=["attn_q"]), "imatrix_include needs imatrix"),
+        (
+            dict(quantize="Q4_K_M", imatrix=digests["gguf"], imatrix_include=["attn_q"], imatrix_exclude=["ffn_"]),
+            "imatrix_include and imatrix_exclude cannot be used together",
+        ),
+        (dict(quantize="Q4_K_M", imatrix=digests["gguf"], imatrix_include=["no_such_tensor"]), "left no entry"),
+    ]
+    for body, message in cases:
+        with pytest.raises(ollama.ResponseError) as e:
+            create(c, model="bad-ctl", **{"from": "src"}, **body)
+        assert e.value.status_code == 400, (body, e.value.error)
+        assert message in e.value.error, (body, e.value.error)
+    assert sorted(str(p) for p in server.store.rglob("*")) == before

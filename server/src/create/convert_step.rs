@@ -21,7 +21,7 @@ use crate::convert::source::Converted;
 use crate::gguf::write::HashingWriter;
 use crate::quantize::backend::Quantizer;
 use crate::quantize::blob::{Progress, quantize_from};
-use crate::quantize::{self, QuantPlan, WithImatrix};
+use crate::quantize::{self, PlanOptions, QuantPlan};
 use crate::store::blobs::Published;
 use crate::store::{Layer, Pin, Store, media};
 
@@ -68,7 +68,7 @@ pub(super) async fn prepare(
     files: &[(String, Digest)],
     quantize: Option<&(FileType, String)>,
     name: &ModelName,
-    imatrix: Option<WithImatrix<'_>>,
+    options: PlanOptions<'_>,
 ) -> Result<ConvertJob, CreateError> {
     let out = out_type(quantize);
     let (s, files, general) = (store.clone(), files.to_vec(), general_name(name));
@@ -77,7 +77,7 @@ pub(super) async fn prepare(
         Some((target, label)) if !matches!(target, FileType::F16 | FileType::BF16) => {
             let header = converted.header();
             let src = quantize::source_type_name(header);
-            Some((quantize::plan_with(header, *target, imatrix)?, format!("quantizing {src} model to {label}")))
+            Some((quantize::plan_with(header, *target, options)?, format!("quantizing {src} model to {label}")))
         }
         _ => None,
     };

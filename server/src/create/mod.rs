@@ -24,8 +24,8 @@ use kiln_core::validate::{CreatePlan, Source};
 
 pub use self::error::CreateError;
 use self::events::Events;
-use crate::quantize::WithImatrix;
 use crate::quantize::backend::Quantizer;
+use crate::quantize::{PlanOptions, WithImatrix};
 use crate::store::blobs::{Published, digest_of};
 use crate::store::{Layer, MAX_TEXT_BLOB, Pin, Store};
 
@@ -135,20 +135,25 @@ async fn create(
     }
     let mut sources = sources::resolve(store, plan, pin).await?;
     let matrix = match &plan.imatrix {
-        Some(d) => Some(quantize_step::load_imatrix(store, d, pin).await?),
+        Some(d) => {
+            let mut m = quantize_step::load_imatrix(store, d, pin).await?;
+            m.filter_entries(&plan.imatrix_include, &plan.imatrix_exclude);
+            Some(m)
+        }
         None => None,
     };
     // The digest stands for the file name llama-quantize records: `show` then names it.
     let file = plan.imatrix.as_ref().map(ToString::to_string).unwrap_or_default();
     let imatrix = matrix.as_ref().map(|matrix| WithImatrix { matrix, file: &file });
+    let options = PlanOptions { imatrix, controls: Some(&plan.controls) };
     let hf = match &plan.source {
         Source::Hf(files) => {
-            Some(convert_step::prepare(store, files, plan.quantize.as_ref(), &plan.name, imatrix).await?)
+            Some(convert_step::prepare(store, files, plan.quantize.as_ref(), &plan.name, options).await?)
         }
         _ => None,
     };
     let job = match &plan.quantize {
-        Some((target, label)) if hf.is_none() => quantize_step::prepare(&sources, *target, label, imatrix)?,
+        Some((target, label)) if hf.is_none() => quantize_step::prepare(&sources, *target, label, options)?,
         _ => None,
     };
     for _ in 0..sources.parsed_files {

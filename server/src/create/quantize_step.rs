@@ -10,6 +10,7 @@ use kiln_core::event::{PLACEHOLDER_DIGEST, ProgressEvent};
 use kiln_core::file_type::FileType;
 use kiln_core::gguf::Header;
 use kiln_core::imatrix::Imatrix;
+use kiln_core::quant_controls::Controls;
 
 use super::error::CreateError;
 use super::events::Events;
@@ -17,7 +18,7 @@ use super::sources::Sources;
 use super::{Staged, adopt, blocking};
 use crate::quantize::backend::Quantizer;
 use crate::quantize::blob::{Progress, quantize_blob};
-use crate::quantize::{self, QuantPlan, WithImatrix};
+use crate::quantize::{self, PlanOptions, QuantPlan};
 use crate::store::{Layer, Pin, Store, media};
 
 /// A quantization the create will run.
@@ -37,7 +38,7 @@ pub(super) fn prepare(
     sources: &Sources,
     target: FileType,
     label: &str,
-    imatrix: Option<WithImatrix<'_>>,
+    options: PlanOptions<'_>,
 ) -> Result<Option<QuantJob>, CreateError> {
     let Some(layer) = sources.staged.iter().find(|s| s.layer.media_type == media::MODEL) else {
         return Ok(None);
@@ -45,10 +46,11 @@ pub(super) fn prepare(
     let src = layer.layer.digest.clone();
     let header = sources.headers.get(&src).ok_or_else(|| CreateError::Internal("model layer header missing".into()))?;
     let src_name = quantize::source_type_name(header);
-    if src_name == target.name() {
+    // Ollama's no-op, unless per-tensor controls ask for changes.
+    if src_name == target.name() && options.controls.is_none_or(Controls::is_empty) {
         return Ok(None);
     }
-    let plan = quantize::plan_with(header, target, imatrix)?;
+    let plan = quantize::plan_with(header, target, options)?;
     Ok(Some(QuantJob { src, plan, status: format!("quantizing {src_name} model to {label}") }))
 }
 

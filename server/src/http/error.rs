@@ -124,7 +124,9 @@ impl From<CreateError> for ApiError {
                 | QuantError::TensorSource { .. }
                 | QuantError::Header(_)
                 | QuantError::Imatrix(_)
-                | QuantError::ImatrixUnused { .. },
+                | QuantError::ImatrixUnused { .. }
+                | QuantError::ImatrixFilteredEmpty
+                | QuantError::RowsUnfit(_),
             ) => Self::bad_request(e.to_string()),
             CreateError::Store(s) => s.into(),
             CreateError::Quantize(_)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use kiln_core::gguf::{self, Header, TensorInfo, Value};
 use kiln_core::imatrix::{Imatrix, ImatrixError};
+use kiln_core::quant_controls::{self, Controls};
 use kiln_core::tensor_policy::{self, ModelFacts, Policy, sort_key};
 
 /// Why a model cannot be quantized.
@@ -43,6 +44,13 @@ pub enum QuantError {
         /// Its entries.
         entries: usize,
     },
+    /// `imatrix_include` / `imatrix_exclude` left none of the matrix's entries.
+    #[error("imatrix_include/imatrix_exclude left no entry of the importance matrix to quantize with")]
+    ImatrixFilteredEmpty,
+    /// A type chosen without shape fallback (`token_embedding_type`, `output_tensor_type` on
+    /// `output.weight`) that does not fit the tensor's rows; llama-quantize aborts on it.
+    #[error("{0}")]
+    RowsUnfit(String),
     /// A kernel refused its input.
     #[error(transparent)]
     Kernel(#[from] crate::kernels::KernelError),
@@ -131,6 +139,16 @@ pub struct WithImatrix<'a> {
     pub file: &'a str,
 }
 
+/// How to quantize beyond the file type: an importance matrix and llama-quantize's per-tensor
+/// controls. The default is neither.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlanOptions<'a> {
+    /// The importance matrix, already filtered by `imatrix_include` / `imatrix_exclude`.
+    pub imatrix: Option<WithImatrix<'a>>,
+    /// The per-tensor controls.
+    pub controls: Option<&'a Controls>,
+}
+
 /// Output types whose ggml quantizer uses importance weights (the others ignore them).
 #[must_use]
 pub fn uses_weights(ty: GgmlType) -> bool {
@@ -144,16 +162,23 @@ pub fn uses_weights(ty: GgmlType) -> bool {
 /// [`QuantError::SourceType`] for sources that are not F32/F16/BF16, and
 /// [`QuantError::TensorSource`] when a tensor would need re-quantizing.
 pub fn plan(h: &Header, target: FileType) -> Result<QuantPlan, QuantError> {
-    plan_with(h, target, None)
+    plan_with(h, target, PlanOptions::default())
 }
 
-/// [`plan`], with an importance matrix: its weights for each tensor (llama-quantize's lookup by
-/// name and length), its effect on type choices, and its `quantize.imatrix.*` keys.
+/// [`plan`], with options: an importance matrix (its weights for each tensor by llama-quantize's
+/// lookup by name and length, its effect on type choices, its `quantize.imatrix.*` keys) and the
+/// per-tensor controls.
 ///
 /// # Errors
-/// As [`plan`]; [`QuantError::Imatrix`] for an entry whose length does not fit its tensor and
-/// [`QuantError::ImatrixUnused`] when it fits none.
-pub fn plan_with(h: &Header, target: FileType, imatrix: Option<WithImatrix<'_>>) -> Result<QuantPlan, QuantError> {
+/// As [`plan`]; [`QuantError::Imatrix`] for an entry whose length does not fit its tensor,
+/// [`QuantError::ImatrixUnused`] when it fits none, [`QuantError::ImatrixFilteredEmpty`] when
+/// the filters left no entry, [`QuantError::RowsUnfit`] for a type given without fallback that
+/// does not fit its tensor.
+pub fn plan_with(h: &Header, target: FileType, options: PlanOptions<'_>) -> Result<QuantPlan, QuantError> {
+    let imatrix = options.imatrix;
+    if imatrix.is_some_and(|m| m.matrix.entries.is_empty()) {
+        return Err(QuantError::ImatrixFilteredEmpty);
+    }
     let src_name = source_type_name(h);
     if !matches!(src_name, "F32" | "F16" | "BF16") {
         return Err(QuantError::SourceType(src_name.into()));
@@ -174,6 +199,9 @@ pub fn plan_with(h: &Header, target: FileType, imatrix: Option<WithImatrix<'_>>)
     if imatrix.is_some() {
         policy = policy.with_imatrix();
     }
+    if let Some(c) = options.controls {
+        policy = policy.with_controls(c.clone());
+    }
     let mut weighted = 0usize;
     let alignment = gguf::DEFAULT_ALIGNMENT;
     let mut tensors = Vec::with_capacity(order.len());
@@ -182,6 +210,10 @@ pub fn plan_with(h: &Header, target: FileType, imatrix: Option<WithImatrix<'_>>)
     for t in order {
         let choice = policy.next(&t.name, &t.dims);
         let ty = choice.map_or(t.ty, |c| c.ty);
+        if let Some(c) = choice {
+            quant_controls::check_fits(&t.name, c.ty, t.dims.first().copied().unwrap_or(1))
+                .map_err(QuantError::RowsUnfit)?;
+        }
         if ty != t.ty && !matches!(t.ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16) {
             return Err(QuantError::TensorSource { name: t.name.clone(), ty: t.ty.name() });
         }
