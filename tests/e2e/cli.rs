@@ -357,3 +357,38 @@ fn from_a_hugging_face_folder_converts_and_quantizes_as_llama_cpp() {
         out.stderr
     );
 }
+
+#[test]
+fn llama_quantize_flags_give_the_model_the_same_request_gives() {
+    let server = TestServer::start();
+    let dir = model_dir("FROM ./model.gguf\n");
+    let flags =
+        ["--tensor-type", "attn_v=q8_0", "--tensor-type", "ffn_down=q6_k", "--output-tensor-type", "q5_0", "--pure"];
+    let mut args = vec!["create", "flagged", "-q", "q4_K_M"];
+    args.extend(flags);
+    let out = server.cli(dir.path(), &args);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let digest = crate::util::digest(&crate::util::tiny_llama());
+    server.create_ok(&json!({
+        "model": "direct", "files": {"model.gguf": digest}, "quantize": "q4_K_M",
+        "tensor_types": ["attn_v=q8_0", "ffn_down=q6_k"], "output_tensor_type": "q5_0", "pure": true,
+    }));
+    assert_eq!(layers(&server, "flagged")[0], layers(&server, "direct")[0]);
+    let plain = server.cli(dir.path(), &["create", "plain", "-q", "q4_K_M"]);
+    assert_eq!(plain.code, Some(0), "{}", plain.stderr);
+    assert_ne!(layers(&server, "flagged")[0], layers(&server, "plain")[0], "the flags changed nothing");
+
+    // A bad pattern, or a control without -q, is refused before anything is hashed or sent.
+    let fresh = TestServer::start();
+    let bad = fresh.cli(dir.path(), &["create", "bad", "-q", "q4_K_M", "--tensor-type", "ffn_(up=q8_0"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(
+        bad.stderr.contains("is not a valid regular expression") && !bad.stderr.contains("copying"),
+        "{}",
+        bad.stderr
+    );
+    let bad = fresh.cli(dir.path(), &["create", "bad", "--pure"]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("needs quantize") && !bad.stderr.contains("copying"), "{}", bad.stderr);
+    assert!(fresh.blob_times().is_empty(), "{:?}", fresh.blob_times());
+}

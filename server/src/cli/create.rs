@@ -32,6 +32,63 @@ pub struct CreateArgs {
     /// `llama-quantize --imatrix` (a kiln extension; needs `-q`).
     #[arg(long, value_name = "FILE")]
     pub imatrix: Option<PathBuf>,
+    /// llama-quantize's per-tensor controls, under its flag names (kiln extensions; need `-q`).
+    #[command(flatten)]
+    pub controls: Controls,
+}
+
+/// `llama-quantize`'s per-tensor flags, sent as the create request's control fields.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Controls {
+    /// `PATTERN=TYPE`: tensors whose (lower-cased) name the regular expression matches get TYPE;
+    /// the first matching flag wins. Repeatable.
+    #[arg(long = "tensor-type", value_name = "PATTERN=TYPE")]
+    pub tensor_types: Vec<String>,
+    /// The type of `output.weight` (with tied embeddings, of `token_embd.weight`).
+    #[arg(long, value_name = "TYPE")]
+    pub output_tensor_type: Option<String>,
+    /// The type of `token_embd.weight`, used as given.
+    #[arg(long, value_name = "TYPE")]
+    pub token_embedding_type: Option<String>,
+    /// Every tensor gets the file type's default type: no mixture rules.
+    #[arg(long)]
+    pub pure: bool,
+    /// `output.weight` is not quantized.
+    #[arg(long)]
+    pub leave_output_tensor: bool,
+    /// Use only the importance matrix's entries whose name contains this. Repeatable.
+    #[arg(long = "include-weights", value_name = "NAME")]
+    pub include_weights: Vec<String>,
+    /// Drop the importance matrix's entries whose name contains this. Repeatable.
+    #[arg(long = "exclude-weights", value_name = "NAME")]
+    pub exclude_weights: Vec<String>,
+}
+
+impl Controls {
+    /// Sets the request's control fields (absent when not given).
+    fn apply(&self, req: &mut kiln_core::request::CreateRequest) {
+        let list = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        req.tensor_types = list(&self.tensor_types);
+        req.output_tensor_type.clone_from(&self.output_tensor_type);
+        req.token_embedding_type.clone_from(&self.token_embedding_type);
+        req.pure = self.pure.then_some(true);
+        req.leave_output_tensor = self.leave_output_tensor.then_some(true);
+        req.imatrix_include = list(&self.include_weights);
+        req.imatrix_exclude = list(&self.exclude_weights);
+    }
+
+    /// Checks the flags with kiln-core's rules before anything is hashed or sent.
+    fn check(&self, quantize: Option<&str>, imatrix: bool) -> Result<(), CliError> {
+        let mut probe = kiln_core::request::CreateRequest {
+            model: Some("probe".into()),
+            from: Some("probe".into()),
+            quantize: quantize.map(str::to_owned),
+            imatrix: imatrix.then(|| format!("sha256:{}", "0".repeat(64))),
+            ..Default::default()
+        };
+        self.apply(&mut probe);
+        kiln_core::validate::validate_create(&probe).map(|_| ()).map_err(|e| CliError::Message(e.to_string()))
+    }
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> CliError {
@@ -327,6 +384,7 @@ pub fn run(args: &CreateArgs) -> Result<(), CliError> {
             "--imatrix needs --quantize: an importance matrix only changes how weights are quantized".into(),
         ));
     }
+    args.controls.check(args.quantize.as_deref().filter(|q| !q.is_empty()), args.imatrix.is_some())?;
     let imatrix_file: Vec<PathBuf> = args.imatrix.iter().map(|p| cwd.join(p)).collect();
     let all: Vec<PathBuf> = files.iter().chain(&adapter_files).chain(&imatrix_file).cloned().collect();
     let digests = hash_all(&progress, &all)?;
@@ -343,6 +401,7 @@ pub fn run(args: &CreateArgs) -> Result<(), CliError> {
     req.from = if req.files.is_some() { None } else { from_name };
     req.adapters = map(&adapter_files, &digests[files.len()..files.len() + adapter_files.len()]);
     req.imatrix = imatrix_file.first().map(|_| digests[files.len() + adapter_files.len()].0.clone());
+    args.controls.apply(&mut req);
     req.quantize = args.quantize.clone().filter(|q| !q.is_empty());
     req.stream = Some(true);
     show_stream(&client, &progress, &req)
