@@ -51,6 +51,9 @@ use crate::gguf::{Array, Value};
 pub const MAX_VOCAB: u64 = 1 << 22;
 
 /// GGUF token types (gguf-py's `TokenType`).
+/// Tokens, scores and types of a SentencePiece vocabulary, by id.
+type SpmTable = (Vec<Vec<u8>>, Vec<f32>, Vec<i32>);
+
 mod tt {
     pub(super) const NORMAL: i32 = 1;
     pub(super) const UNKNOWN: i32 = 2;
@@ -713,6 +716,29 @@ impl<'a> Context<'a> {
             _ => pieces.len() as u64,
         };
         let n = usize::try_from(vocab_size).map_err(|_| invalid(CONFIG, "vocab_size too large"))?;
+        let (mut tokens, mut scores, mut types) = self.spm_table(pieces, n)?;
+        if let Some(b) = self.files.tokenizer_config {
+            let d: AddedDecoder = serde_json::from_slice(b).map_err(|e| not_json(TOKENIZER_CONFIG, &e))?;
+            for (key, decl) in d.added_tokens_decoder.map(|o| o.0).unwrap_or_default() {
+                let id = parse_id(TOKENIZER_CONFIG, &key)?;
+                let Some(id) = usize::try_from(id).ok().filter(|&i| i < n) else { continue };
+                if truthy(decl.special.as_ref()) || looks_special(&decl.content) {
+                    types[id] = tt::CONTROL;
+                    tokens[id] = decl.content.into_bytes();
+                } else {
+                    types[id] = tt::USER_DEFINED;
+                    tokens[id] = decl.content.replace('\u{2581}', " ").into_bytes();
+                }
+                scores[id] = -1000.0;
+            }
+        }
+        self.write_spm(out, tokens, scores, types)
+    }
+
+    /// The SentencePiece token table both SentencePiece routes start from: `n` entries, the
+    /// model's pieces first, `[PAD{id}]` (UNUSED, score −10000) after them, then the entries of
+    /// `added_tokens.json` (USER_DEFINED, score −1000) where their id is below `n`.
+    fn spm_table(&self, pieces: Vec<spm::Piece>, n: usize) -> Result<SpmTable, VocabError> {
         let mut tokens: Vec<Vec<u8>> = (0..n).map(|i| format!("[PAD{i}]").into_bytes()).collect();
         let mut scores = vec![-10000.0f32; n];
         let mut types = vec![tt::UNUSED; n];
@@ -740,22 +766,7 @@ impl<'a> Context<'a> {
                 types[id] = tt::USER_DEFINED;
             }
         }
-        if let Some(b) = self.files.tokenizer_config {
-            let d: AddedDecoder = serde_json::from_slice(b).map_err(|e| not_json(TOKENIZER_CONFIG, &e))?;
-            for (key, decl) in d.added_tokens_decoder.map(|o| o.0).unwrap_or_default() {
-                let id = parse_id(TOKENIZER_CONFIG, &key)?;
-                let Some(id) = usize::try_from(id).ok().filter(|&i| i < n) else { continue };
-                if truthy(decl.special.as_ref()) || looks_special(&decl.content) {
-                    types[id] = tt::CONTROL;
-                    tokens[id] = decl.content.into_bytes();
-                } else {
-                    types[id] = tt::USER_DEFINED;
-                    tokens[id] = decl.content.replace('\u{2581}', " ").into_bytes();
-                }
-                scores[id] = -1000.0;
-            }
-        }
-        self.write_spm(out, tokens, scores, types)
+        Ok((tokens, scores, types))
     }
 
     /// Phi-3's own `set_vocab`: like [`Self::sentencepiece`] but overrides from
@@ -771,33 +782,7 @@ impl<'a> Context<'a> {
         if pieces.len() > n {
             return Err(invalid(CONFIG, format!("vocab_size {n} is below tokenizer.model's {} pieces", pieces.len())));
         }
-        let mut tokens: Vec<Vec<u8>> = (0..n).map(|i| format!("[PAD{i}]").into_bytes()).collect();
-        let mut scores = vec![-10000.0f32; n];
-        let mut types = vec![tt::UNUSED; n];
-        for (i, p) in pieces.into_iter().enumerate() {
-            types[i] = match p.kind {
-                PieceType::Unknown => tt::UNKNOWN,
-                PieceType::Control => tt::CONTROL,
-                PieceType::Unused => tt::UNUSED,
-                PieceType::Byte => tt::BYTE,
-                PieceType::Normal | PieceType::UserDefined => tt::NORMAL,
-            };
-            scores[i] = p.score;
-            tokens[i] = p.piece.into_bytes();
-        }
-        if let Some(b) = self.files.added_tokens {
-            let map: Ordered<i64> = serde_json::from_slice(b).map_err(|e| not_json(ADDED_TOKENS, &e))?;
-            for (text, id) in map.0 {
-                let id =
-                    usize::try_from(id).map_err(|_| invalid(ADDED_TOKENS, format!("token id {id} is negative")))?;
-                if id >= n {
-                    continue;
-                }
-                tokens[id] = text.into_bytes();
-                scores[id] = -1000.0;
-                types[id] = tt::USER_DEFINED;
-            }
-        }
+        let (mut tokens, mut scores, mut types) = self.spm_table(pieces, n)?;
         let mut set = |file: &'static str, id: u64, content: String, special: bool| -> Result<(), VocabError> {
             let i = usize::try_from(id)
                 .ok()
