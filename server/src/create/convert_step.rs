@@ -5,7 +5,7 @@
 
 use std::io::{BufWriter, Read, Write};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use kiln_core::event::{PLACEHOLDER_DIGEST, ProgressEvent};
 use kiln_core::file_type::FileType;
@@ -15,18 +15,16 @@ use kiln_core::{Digest, ModelName};
 
 use super::error::CreateError;
 use super::events::Events;
+use super::quantize_step::Reporter;
 use super::{Staged, adopt, blocking};
 use crate::convert::import;
 use crate::convert::source::Converted;
 use crate::gguf::write::HashingWriter;
 use crate::quantize::backend::Quantizer;
-use crate::quantize::blob::{Progress, quantize_from};
+use crate::quantize::blob::{Progress, REPORT_EVERY, quantize_from};
 use crate::quantize::{self, PlanOptions, QuantPlan};
 use crate::store::blobs::Published;
 use crate::store::{Layer, Pin, Store, media};
-
-/// The least time between two progress lines.
-const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// A conversion the create will run.
 pub(super) struct ConvertJob {
@@ -84,24 +82,6 @@ pub(super) async fn prepare(
     Ok(ConvertJob { converted, quantize })
 }
 
-/// Progress lines from the blocking thread.
-struct Reporter {
-    events: Events,
-    status: String,
-    last: Instant,
-}
-
-impl Progress for Reporter {
-    fn report(&mut self, completed: u64, total: u64) -> bool {
-        let tick = ProgressEvent::progress(&self.status, PLACEHOLDER_DIGEST, total, completed);
-        self.events.send_blocking(tick).is_ok()
-    }
-
-    fn cancelled(&self) -> bool {
-        self.events.is_closed()
-    }
-}
-
 /// Copies the converted GGUF into a new blob, hashing as it goes.
 fn write_converted(
     store: &Store,
@@ -113,6 +93,7 @@ fn write_converted(
     let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp.as_file().try_clone()?));
     let mut buf = vec![0u8; 4 << 20];
     let mut done = 0u64;
+    let mut last = Instant::now();
     loop {
         let n = src.read(&mut buf)?;
         if n == 0 {
@@ -120,8 +101,8 @@ fn write_converted(
         }
         w.write_all(&buf[..n])?;
         done += n as u64;
-        if progress.last.elapsed() >= REPORT_EVERY || done == total {
-            progress.last = Instant::now();
+        if last.elapsed() >= REPORT_EVERY || done == total {
+            last = Instant::now();
             if !progress.report(done, total) {
                 return Err(CreateError::Cancelled);
             }
@@ -151,7 +132,7 @@ pub(super) async fn run(
     let total = job.converted.size();
     let status = job.quantize.as_ref().map_or_else(|| "converting model".to_owned(), |(_, s)| s.clone());
     events.send(ProgressEvent::progress(&status, PLACEHOLDER_DIGEST, total, 0)).await?;
-    let mut reporter = Reporter { events: events.clone(), status, last: Instant::now() };
+    let mut reporter = Reporter { events: events.clone(), status };
     let (s, quantizer) = (store.clone(), quantizer.clone());
     let started = Instant::now();
     let (digest, size, published, header) = blocking(move || -> Result<_, CreateError> {

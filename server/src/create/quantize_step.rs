@@ -72,10 +72,13 @@ pub(super) async fn load_imatrix(store: &Arc<Store>, d: &Digest, pin: &mut Pin<'
     blocking(move || kiln_core::imatrix::parse(&bytes)).await?.map_err(CreateError::Imatrix)
 }
 
-/// Progress lines for the quantizer's blocking thread.
-struct Reporter {
-    events: Events,
-    status: String,
+/// Progress lines from a blocking thread (the quantizer's, or the converter's copy), all with
+/// one status.
+pub(super) struct Reporter {
+    /// Where the lines go.
+    pub events: Events,
+    /// Their status text.
+    pub status: String,
 }
 
 impl Progress for Reporter {

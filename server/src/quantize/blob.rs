@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::store::blobs::Published;
 
 /// The least time between two progress reports: enough for a live bar, few enough lines.
-const REPORT_EVERY: Duration = Duration::from_millis(100);
+pub const REPORT_EVERY: Duration = Duration::from_millis(100);
 
 /// Where a quantization reports how far it is, and learns that it should stop.
 pub trait Progress {
