@@ -12,6 +12,7 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq3_grids;
 pub mod lanes;
 mod legacy;
 pub mod q2_k;
