@@ -1,4 +1,4 @@
-//! IQ3_XXS against ggml's own output (`shared/vectors/imatrix/`), byte for byte, on
+//! IQ3_XXS and IQ3_S against ggml's own output (`shared/vectors/imatrix/`), byte for byte, on
 //! both paths: with weights (input row r with weights row r, one call per row, as the vectors were
 //! made) and without (all 512 rows in one call with a NULL weights pointer); then the fast paths
 //! against the reference on random rows, and throughput.
@@ -8,7 +8,7 @@ use kiln_core::ggml_type::GgmlType;
 use super::weighted_tests::{N, ROWS, cases, differing, dir, f32s, row_labels, weighted_rows};
 use super::{Path, quantize_with};
 
-const TYPES: [(GgmlType, &str); 1] = [(GgmlType::IQ3_XXS, "iq3_xxs")];
+const TYPES: [(GgmlType, &str); 2] = [(GgmlType::IQ3_XXS, "iq3_xxs"), (GgmlType::IQ3_S, "iq3_s")];
 
 /// `x` quantized without weights through `path`, all rows in one call.
 fn plain(ty: GgmlType, x: &[f32], path: Path) -> Vec<u8> {
