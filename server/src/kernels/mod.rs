@@ -12,6 +12,11 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq3_grids;
+pub mod iq3_s;
+#[cfg(test)]
+mod iq3_tests;
+pub mod iq3_xxs;
 pub mod lanes;
 mod legacy;
 pub mod q2_k;
@@ -177,7 +182,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 13] = [
+pub const FORMATS: [Format; 15] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -192,6 +197,9 @@ pub const FORMATS: [Format; 13] = [
     row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)),
     row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)),
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
+    // Grid searches: CPU only.
+    row::<iq3_xxs::Iq3Xxs>(None),
+    row::<iq3_s::Iq3S>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
