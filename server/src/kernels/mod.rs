@@ -12,8 +12,11 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq4_nl;
 pub mod lanes;
 mod legacy;
+#[cfg(test)]
+mod new_formats_tests;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -177,7 +180,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 13] = [
+pub const FORMATS: [Format; 14] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -192,6 +195,8 @@ pub const FORMATS: [Format; 13] = [
     row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)),
     row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)),
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
+    // CPU only.
+    row::<iq4_nl::Iq4Nl>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
