@@ -13,6 +13,7 @@ pub mod f16;
 pub mod f32;
 pub mod ggml;
 pub mod iq4_nl;
+pub mod iq4_xs;
 pub mod lanes;
 mod legacy;
 #[cfg(test)]
@@ -180,7 +181,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 14] = [
+pub const FORMATS: [Format; 15] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -197,6 +198,7 @@ pub const FORMATS: [Format; 14] = [
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
     // CPU only.
     row::<iq4_nl::Iq4Nl>(None),
+    row::<iq4_xs::Iq4Xs>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
