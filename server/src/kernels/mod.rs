@@ -31,6 +31,7 @@ pub mod q8_0;
 pub mod qkx2_lanes;
 pub mod qx_lanes;
 pub mod tq1_0;
+pub mod tq2_0;
 #[cfg(test)]
 mod weighted_tests;
 
@@ -182,7 +183,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 16] = [
+pub const FORMATS: [Format; 17] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -201,6 +202,7 @@ pub const FORMATS: [Format; 16] = [
     row::<iq4_nl::Iq4Nl>(None),
     row::<iq4_xs::Iq4Xs>(None),
     row::<tq1_0::Tq1_0>(None),
+    row::<tq2_0::Tq2_0>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
