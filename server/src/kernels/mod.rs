@@ -19,6 +19,7 @@ mod legacy;
 #[cfg(test)]
 mod new_formats_tests;
 pub mod q1_0;
+pub mod q2_0;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -184,7 +185,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 18] = [
+pub const FORMATS: [Format; 19] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -205,6 +206,7 @@ pub const FORMATS: [Format; 18] = [
     row::<tq1_0::Tq1_0>(None),
     row::<tq2_0::Tq2_0>(None),
     row::<q1_0::Q1_0>(None),
+    row::<q2_0::Q2_0>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
