@@ -16,6 +16,7 @@ pub mod iq4_nl;
 pub mod iq4_xs;
 pub mod lanes;
 mod legacy;
+pub mod mxfp4;
 #[cfg(test)]
 mod new_formats_tests;
 pub mod q1_0;
@@ -185,7 +186,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 19] = [
+pub const FORMATS: [Format; 20] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -207,6 +208,7 @@ pub const FORMATS: [Format; 19] = [
     row::<tq2_0::Tq2_0>(None),
     row::<q1_0::Q1_0>(None),
     row::<q2_0::Q2_0>(None),
+    row::<mxfp4::Mxfp4>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
