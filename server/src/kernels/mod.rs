@@ -19,6 +19,7 @@ mod legacy;
 pub mod mxfp4;
 #[cfg(test)]
 mod new_formats_tests;
+pub mod nvfp4;
 pub mod q1_0;
 pub mod q2_0;
 pub mod q2_k;
@@ -186,7 +187,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 20] = [
+pub const FORMATS: [Format; 21] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -209,6 +210,7 @@ pub const FORMATS: [Format; 20] = [
     row::<q1_0::Q1_0>(None),
     row::<q2_0::Q2_0>(None),
     row::<mxfp4::Mxfp4>(None),
+    row::<nvfp4::Nvfp4>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.

@@ -9,7 +9,7 @@ use super::weighted_tests::{N, ROWS, cases, differing, dir, f32s, row_labels, we
 use super::{Path, quantize, quantize_weighted, quantize_with};
 
 /// Every new format, with its file name in the vectors and whether ggml uses the weights.
-const TYPES: [(GgmlType, &str, bool); 7] = [
+const TYPES: [(GgmlType, &str, bool); 8] = [
     (GgmlType::IQ4_NL, "iq4_nl", true),
     (GgmlType::IQ4_XS, "iq4_xs", true),
     (GgmlType::TQ1_0, "tq1_0", false),
@@ -17,6 +17,7 @@ const TYPES: [(GgmlType, &str, bool); 7] = [
     (GgmlType::Q1_0, "q1_0", false),
     (GgmlType::Q2_0, "q2_0", false),
     (GgmlType::MXFP4, "mxfp4", false),
+    (GgmlType::NVFP4, "nvfp4", false),
 ];
 
 /// All of `x` in one call on `path`, as the no-weights vectors were made.
