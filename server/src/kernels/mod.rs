@@ -17,8 +17,16 @@ pub mod iq3_s;
 #[cfg(test)]
 mod iq3_tests;
 pub mod iq3_xxs;
+pub mod iq4_nl;
+pub mod iq4_xs;
 pub mod lanes;
 mod legacy;
+pub mod mxfp4;
+#[cfg(test)]
+mod new_formats_tests;
+pub mod nvfp4;
+pub mod q1_0;
+pub mod q2_0;
 pub mod q2_k;
 pub mod q3_k;
 pub mod q4_0;
@@ -31,6 +39,8 @@ pub mod q6_k;
 pub mod q8_0;
 pub mod qkx2_lanes;
 pub mod qx_lanes;
+pub mod tq1_0;
+pub mod tq2_0;
 #[cfg(test)]
 mod weighted_tests;
 
@@ -182,7 +192,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 15] = [
+pub const FORMATS: [Format; 23] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -197,9 +207,17 @@ pub const FORMATS: [Format; 15] = [
     row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)),
     row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)),
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
-    // Grid searches: CPU only.
+    // CPU only: the grid searches, the non-linear and ternary formats.
     row::<iq3_xxs::Iq3Xxs>(None),
     row::<iq3_s::Iq3S>(None),
+    row::<iq4_nl::Iq4Nl>(None),
+    row::<iq4_xs::Iq4Xs>(None),
+    row::<tq1_0::Tq1_0>(None),
+    row::<tq2_0::Tq2_0>(None),
+    row::<q1_0::Q1_0>(None),
+    row::<q2_0::Q2_0>(None),
+    row::<mxfp4::Mxfp4>(None),
+    row::<nvfp4::Nvfp4>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
