@@ -390,6 +390,60 @@ mod tests {
         assert!(challenge_params("").is_empty());
     }
 
+    /// A registry that asks for a Bearer token (realm on itself) and a token endpoint that
+    /// wants the basic credentials: the request is retried once with the token.
+    #[test]
+    fn bearer_challenge_fetches_a_token_with_the_credentials_and_retries() {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let realm = format!("http://{addr}/token");
+        let server = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                let (conn, _) = listener.accept().expect("accept");
+                let mut r = BufReader::new(conn.try_clone().expect("clone"));
+                let mut head = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    r.read_line(&mut line).expect("read");
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    head.push(line.trim().to_owned());
+                }
+                let auth = head
+                    .iter()
+                    .find_map(|h| h.strip_prefix("authorization: ").or_else(|| h.strip_prefix("Authorization: ")));
+                let reply = match (head[0].split(' ').nth(1).unwrap_or(""), auth) {
+                    (p, Some(a)) if p.starts_with("/token?") && a == "Basic dTpwdw==" => {
+                        let body = r#"{"token":"t0k"}"#;
+                        format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                    }
+                    (_, Some("Bearer t0k")) => {
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_owned()
+                    }
+                    _ => format!(
+                        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"{realm}\",service=\"reg\",scope=\"repository:ns/m:pull,push\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    ),
+                };
+                seen.push(head[0].clone());
+                (&conn).write_all(reply.as_bytes()).expect("write");
+            }
+            seen
+        });
+        let name = kiln_core::ModelName::parse(&format!("{addr}/ns/m:v1")).expect("name");
+        let mut c = Client::new(&name, true);
+        c.creds = Some(Credentials { user: "u".into(), password: "pw".into(), source: "test" });
+        let url = c.remote.manifest_url();
+        let r = c.send("GET", &url, &[], Body::Empty).expect("authorized");
+        assert_eq!(r.into_string().expect("body"), "ok");
+        let seen = server.join().expect("server");
+        assert_eq!(seen[0], "GET /v2/ns/m/manifests/v1 HTTP/1.1");
+        assert_eq!(seen[1], "GET /token?service=reg&scope=repository%3Ans%2Fm%3Apull%2Cpush HTTP/1.1");
+        assert_eq!(seen[2], "GET /v2/ns/m/manifests/v1 HTTP/1.1");
+    }
+
     #[test]
     fn docker_config_entries() {
         let cfg = br#"{"auths":{"https://reg.example:5000":{"auth":"dXNlcjpwYTpzcw=="},"other":{"username":"u","password":"p"}}}"#;
