@@ -190,6 +190,60 @@ pub struct CopyRequest {
     pub destination: String,
 }
 
+/// `POST /api/pull` and `POST /api/push` (`api.PullRequest`, `api.PushRequest`: the same fields;
+/// `shared/spec/ollama-registry.md` §1).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegistryRequest {
+    /// `[host[:port]/][namespace/]model[:tag]`; the host is the registry.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Deprecated alias of `model` (the Go CLI still sends it).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Plain `http` for every registry request.
+    #[serde(default)]
+    pub insecure: Option<bool>,
+    /// Accepted and ignored, as Ollama does: credentials come from the server's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Accepted and ignored, as Ollama does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Stream NDJSON (default true).
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// A checked [`RegistryRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryTarget {
+    /// The model, which also names the registry and repository.
+    pub name: crate::ModelName,
+    /// Plain `http`.
+    pub insecure: bool,
+    /// NDJSON (else one object).
+    pub stream: bool,
+}
+
+impl RegistryRequest {
+    /// The name (`model`, else `name`), parsed, with the flags.
+    ///
+    /// # Errors
+    /// [`crate::Error::ModelRequired`] when neither is given, [`crate::Error::InvalidModelName`]
+    /// when the name does not parse (a part with `/`, `..`, a bad character, too long).
+    pub fn target(&self) -> Result<RegistryTarget, crate::Error> {
+        let raw = [&self.model, &self.name]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .ok_or(crate::Error::ModelRequired)?;
+        let name = crate::ModelName::parse(raw).ok_or(crate::Error::InvalidModelName)?;
+        Ok(RegistryTarget { name, insecure: self.insecure.unwrap_or(false), stream: self.stream.unwrap_or(true) })
+    }
+}
+
 /// `details` of `/api/tags` and `/api/show`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -389,6 +443,24 @@ mod tests {
         assert!(s.contains(r#""tensors":[{"name":"t","type":"F16","shape":[2,3]}]"#), "{s}");
         let back: ShowResponse = serde_json::from_str(&s).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn registry_request_target() {
+        let r: RegistryRequest = serde_json::from_str(r#"{"model":"127.0.0.1:5000/ns/m:q4","insecure":true}"#).unwrap();
+        let t = r.target().unwrap();
+        assert_eq!(alloc::format!("{}", t.name), "127.0.0.1:5000/ns/m:q4");
+        assert!(t.insecure && t.stream);
+        let r: RegistryRequest = serde_json::from_str(r#"{"name":"m","stream":false}"#).unwrap();
+        let t = r.target().unwrap();
+        assert_eq!(alloc::format!("{}", t.name), "registry.ollama.ai/library/m:latest");
+        assert!(!t.insecure && !t.stream);
+        let blank: RegistryRequest = serde_json::from_str(r#"{"model":" ","name":""}"#).unwrap();
+        assert_eq!(blank.target(), Err(crate::Error::ModelRequired));
+        for bad in ["h/../m", "h/ns/m/x:t", "h/ns/.m", "a b"] {
+            let r = RegistryRequest { model: Some(bad.into()), ..RegistryRequest::default() };
+            assert_eq!(r.target(), Err(crate::Error::InvalidModelName), "{bad}");
+        }
     }
 
     #[test]

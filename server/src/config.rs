@@ -35,6 +35,10 @@ pub enum Command {
     Cp(crate::cli::cp::CpArgs),
     /// Delete models.
     Rm(crate::cli::rm::RmArgs),
+    /// Push a model to a registry (as `ollama push`).
+    Push(crate::cli::push::PushArgs),
+    /// Pull a model from a registry (as `ollama pull`).
+    Pull(crate::cli::pull::PullArgs),
 }
 
 /// Which quantizer runs.

@@ -17,6 +17,7 @@ pub mod gpu;
 pub mod http;
 pub mod kernels;
 pub mod quantize;
+pub mod registry;
 pub mod state;
 pub mod store;
 
@@ -34,6 +35,8 @@ pub fn run(cli: config::Cli) -> ExitCode {
         config::Command::Show(args) => return cli::run(|| cli::show::run(args)),
         config::Command::Cp(args) => return cli::run(|| cli::cp::run(args)),
         config::Command::Rm(args) => return cli::run(|| cli::rm::run(args)),
+        config::Command::Push(args) => return cli::run(|| cli::push::run(args)),
+        config::Command::Pull(args) => return cli::run(|| cli::pull::run(args)),
         _ => {}
     }
     tracing_subscriber::fmt()
@@ -52,7 +55,9 @@ pub fn run(cli: config::Cli) -> ExitCode {
         | config::Command::List(_)
         | config::Command::Show(_)
         | config::Command::Cp(_)
-        | config::Command::Rm(_) => Ok(()),
+        | config::Command::Rm(_)
+        | config::Command::Push(_)
+        | config::Command::Pull(_) => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@ def test_openapi_description_lists_every_route(server):
     doc = httpx.get(server.url + "/api/openapi.json").json()
     assert doc["openapi"].startswith("3.1")
     assert set(doc["paths"]) == {"/", "/api/version", "/api/kiln/info", "/api/blobs/{digest}", "/api/create", "/api/tags",
-                                 "/api/show", "/api/copy", "/api/delete", "/api/openapi.json"}
+                                 "/api/show", "/api/copy", "/api/delete", "/api/pull", "/api/push", "/api/openapi.json"}
     create = doc["components"]["schemas"]["CreateRequest"]["properties"]
     for field in ("model", "from", "files", "adapters", "template", "system", "license", "parameters", "messages",
                   "quantize", "stream"):
@@ -37,7 +37,10 @@ def test_schemathesis_finds_no_server_errors_or_schema_violations(server, tmp_pa
         [str(cli), "run", server.url + "/api/openapi.json",
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
                      "response_schema_conformance,response_headers_conformance",
-         "--max-examples", examples, "--request-timeout", "60", "--no-color"],
+         "--max-examples", examples, "--request-timeout", "60", "--no-color",
+         # Push and pull reach out to the registry a name names (none is here): their answer is
+         # Ollama's documented 500, which this check would count; tests/e2e/registry.rs covers them.
+         "--exclude-path-regex", "^/api/(pull|push)$"],
         capture_output=True, text=True, timeout=900, cwd=tmp_path,
     )
     out = run.stdout + run.stderr

@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod create;
 pub mod models;
+pub mod registry;
 pub mod version;
 
 /// RFC 3339 with nanoseconds (trailing zeros trimmed) and the local offset, as Go prints times.

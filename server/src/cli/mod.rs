@@ -1,4 +1,4 @@
-//! The command line client: `kiln create`, `list`/`ls`, `show`, `cp` and `rm`, talking HTTP to
+//! The command line client: `kiln create`, `list`/`ls`, `show`, `cp`, `rm`, `push` and `pull`, talking HTTP to
 //! the server at `OLLAMA_HOST` (kiln's own, or a real Ollama) with `ollama`'s flags and output.
 
 pub mod client;
@@ -7,6 +7,8 @@ pub mod create;
 pub mod format;
 pub mod list;
 pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod rm;
 pub mod show;
 
@@ -48,6 +50,8 @@ pub enum Stage {
     Upload = 1,
     /// The create request is streaming.
     Create = 2,
+    /// A push or pull is streaming.
+    Transfer = 3,
 }
 
 /// Records what a Ctrl-C would interrupt now.
@@ -85,6 +89,7 @@ fn install_interrupt() {
         let what = match STAGE.load(Ordering::Relaxed) {
             1 => "the upload; the server discards the partial blob",
             2 => "the create; the server stops it and removes what it wrote",
+            3 => "the transfer; the server stops it (a pull keeps its partial download, to resume)",
             _ => "before anything was sent",
         };
         eprintln!("\ninterrupted: cancelled {what}");

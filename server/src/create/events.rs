@@ -7,13 +7,13 @@ use tokio::sync::mpsc;
 
 use super::error::CreateError;
 
-/// A message from a running create.
+/// A message from a running create (or, with its own error type `E`, a push or pull).
 #[derive(Debug)]
-pub enum Msg {
+pub enum Msg<E = CreateError> {
     /// A status line.
     Progress(ProgressEvent),
-    /// The create failed; nothing follows.
-    Failed(CreateError),
+    /// The work failed; nothing follows.
+    Failed(E),
 }
 
 /// The receiver went away.

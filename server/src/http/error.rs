@@ -9,6 +9,7 @@ use super::limits::BodyError;
 use crate::convert::import::ImportError;
 use crate::create::CreateError;
 use crate::quantize::QuantError;
+use crate::registry::RegistryError;
 use crate::store::StoreError;
 
 /// The most characters of an error message a client is sent (kiln's own messages are far
@@ -135,6 +136,18 @@ impl From<CreateError> for ApiError {
             | CreateError::MissingBlob { .. }
             | CreateError::Internal(_)
             | CreateError::Cancelled => Self::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    /// Ollama answers every push/pull failure 500; kiln keeps 400/404/507 where they say more.
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::ModelNotFound(_) => Self::not_found(e.to_string()),
+            RegistryError::Io(io) => io.into(),
+            RegistryError::Store(s) => s.into(),
+            _ => Self::internal(e.to_string()),
         }
     }
 }

@@ -35,6 +35,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/show", post(api::models::show))
         .route("/api/copy", post(api::models::copy))
         .route("/api/delete", axum::routing::delete(api::models::delete))
+        .route("/api/pull", post(api::registry::pull))
+        .route("/api/push", post(api::registry::push))
         .route("/api/kiln/info", get(api::version::info))
         .route("/api/openapi.json", get(openapi::openapi_json))
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT))

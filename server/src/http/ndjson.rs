@@ -1,4 +1,4 @@
-//! The create stream rendered: the pipeline's [`Msg`]s (`create/events.rs`) become Ollama's
+//! The create (push, pull) stream rendered: the [`Msg`]s (`create/events.rs`) become Ollama's
 //! responses — NDJSON lines when streaming, one object when not — with its error rules (§1): an
 //! error before any output is a real HTTP status, after output an `{"error"}` line. Dropping the
 //! receiver when the client goes is how the pipeline learns to stop.
@@ -19,8 +19,12 @@ fn line(e: &ProgressEvent) -> Bytes {
     Bytes::from(v)
 }
 
-/// Answers a create from its event stream.
-pub async fn respond(mut rx: mpsc::Receiver<Msg>, stream: bool) -> Response {
+/// Answers a create (or a push or pull) from its event stream.
+pub async fn respond<E>(mut rx: mpsc::Receiver<Msg<E>>, stream: bool) -> Response
+where
+    ApiError: From<E>,
+    E: Send + 'static,
+{
     let first = match rx.recv().await {
         Some(Msg::Progress(p)) => p,
         Some(Msg::Failed(e)) => return ApiError::from(e).into_response(),
@@ -47,6 +51,6 @@ pub async fn respond(mut rx: mpsc::Receiver<Msg>, stream: bool) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(body)).into_response()
 }
 
-fn tokio_stream_from(mut rx: mpsc::Receiver<Msg>) -> impl futures_util::Stream<Item = Msg> {
+fn tokio_stream_from<E>(mut rx: mpsc::Receiver<Msg<E>>) -> impl futures_util::Stream<Item = Msg<E>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

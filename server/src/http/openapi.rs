@@ -7,7 +7,7 @@ use axum::Json;
 use kiln_core::event::ProgressEvent;
 use kiln_core::request::{
     CopyRequest, CreateRequest, DeleteRequest, KilnInfo, License, ListModel, ListResponse, Message, ModelDetails,
-    QuantizerBackend, QuantizerInfo, ShowRequest, ShowResponse, ShowTensor, VersionResponse,
+    QuantizerBackend, QuantizerInfo, RegistryRequest, ShowRequest, ShowResponse, ShowTensor, VersionResponse,
 };
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
@@ -31,7 +31,7 @@ pub struct StatusResponse {
 #[openapi(
     info(
         title = "kiln",
-        description = "Ollama's model-creation API (create, blobs, tags, show, copy, delete), served by kiln."
+        description = "Ollama's model-creation API (create, blobs, tags, show, copy, delete, pull, push), served by kiln."
     ),
     paths(
         crate::api::version::root,
@@ -44,6 +44,8 @@ pub struct StatusResponse {
         crate::api::models::show,
         crate::api::models::copy,
         crate::api::models::delete,
+        crate::api::registry::pull,
+        crate::api::registry::push,
         openapi_json,
     ),
     components(schemas(
@@ -64,7 +66,8 @@ pub struct StatusResponse {
         ShowTensor,
         KilnInfo,
         QuantizerInfo,
-        QuantizerBackend
+        QuantizerBackend,
+        RegistryRequest
     ))
 )]
 pub struct ApiDoc;
