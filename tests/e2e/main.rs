@@ -23,4 +23,5 @@ mod limits; // slow and hostile clients: body cap, timeouts, fd limit, shutdown 
 mod models; // tags, show, copy, delete and blob collection
 mod network; // Host guard, CORS, dropped uploads
 mod paths; // traversal names and digests, manifests pointing outside, device files
+mod s3; // the store in an S3-compatible bucket (moto): two servers, races, restart, fsck, timing
 mod store; // golden bytes: Ollama's digests for blobs, config and manifest
