@@ -2,7 +2,7 @@
 //! endpoint and credentials from the standard `AWS_*` variables), the store's keys in it —
 //! Ollama's layout under the prefix, `blobs/sha256-<hex>` and
 //! `manifests/<host>/<namespace>/<model>/<tag>` — and the transfers: blobs uploaded from a file
-//! (multipart, a few parts in memory at a time), downloaded into the local cache with their
+//! (multipart, a few parts in memory at a time), streamed into the local cache with their
 //! SHA-256 checked on the way, manifests written with conditional puts.
 //!
 //! The store's API is synchronous and is called from blocking threads and from async handlers
@@ -15,22 +15,27 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use kiln_core::{Digest, ModelName};
-use object_store::aws::AmazonS3Builder;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path as Key;
 use object_store::{
-    ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig, UpdateVersion,
-    WriteMultipart,
+    ClientConfigKey, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, RetryConfig,
+    UpdateVersion, WriteMultipart,
 };
 use sha2::{Digest as _, Sha256};
 use tempfile::NamedTempFile;
 use tokio::io::AsyncWriteExt;
 
-/// Size of a multipart upload's parts (S3 wants at least 5 MiB) and of a download's ranged
-/// GETs; a blob up to this size goes up in one PUT.
+/// Size of a multipart upload's parts (S3 wants at least 5 MiB); a blob up to this size goes up
+/// in one PUT.
 const PART: usize = 8 << 20;
-/// Parts (or ranges) in flight at once: an upload or download holds about this many parts in
-/// memory, whatever the blob's size.
+/// Parts in flight at once: an upload holds about this many parts in memory, whatever the
+/// blob's size.
 const IN_FLIGHT: usize = 4;
+/// A request's total deadline, unless `AWS_TIMEOUT` sets one: whole blobs stream through single
+/// GETs, so it is long; a connection that stalls fails sooner, after [`READ_TIMEOUT`].
+const TIMEOUT: &str = "6h";
+/// How long a response may send nothing, unless `AWS_READ_TIMEOUT` says otherwise.
+const READ_TIMEOUT: &str = "60s";
 /// The largest manifest read back (Ollama's are a few KiB).
 const MAX_MANIFEST: u64 = 4 << 20;
 
@@ -113,11 +118,16 @@ impl Bucket {
         let prefix = Key::parse(prefix).map_err(|e| other(url, e))?;
         // A few quick retries: a server that cannot reach its bucket should say so, not hang.
         let retry = RetryConfig { max_retries: 4, retry_timeout: Duration::from_secs(30), ..RetryConfig::default() };
-        let client = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_retry(retry)
-            .build()
-            .map_err(|e| other(url, e))?;
+        let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
+        for (var, key, value) in [
+            ("AWS_TIMEOUT", ClientConfigKey::Timeout, TIMEOUT),
+            ("AWS_READ_TIMEOUT", ClientConfigKey::ReadTimeout, READ_TIMEOUT),
+        ] {
+            if std::env::var_os(var).is_none() {
+                builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+            }
+        }
+        let client = builder.build().map_err(|e| other(url, e))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("kiln-s3")
@@ -270,23 +280,18 @@ impl Bucket {
         })
     }
 
-    /// Reads the object `key` of `len` bytes (ranged GETs, at most [`IN_FLIGHT`] at once),
-    /// hashing it and, with `sink`, writing it there: its SHA-256.
-    fn fetch(&self, key: &Key, len: u64, sink: Option<std::fs::File>) -> std::io::Result<Digest> {
+    /// Streams the object `key` (one GET), hashing it and, with `sink`, writing it there: its
+    /// SHA-256 and length.
+    fn fetch(&self, key: &Key, sink: Option<std::fs::File>) -> std::io::Result<(Digest, u64)> {
         let (client, key) = (self.client.clone(), key.clone());
         self.call(async move {
-            let ranges = (0..len).step_by(PART).map(move |start| start..(start + PART as u64).min(len));
-            let mut parts = futures_util::stream::iter(ranges)
-                .map(|r| {
-                    let (client, key) = (client.clone(), key.clone());
-                    async move { client.get_range(&key, r).await }
-                })
-                .buffered(IN_FLIGHT);
+            let mut body = client.get(&key).await.map_err(io_err)?.into_stream();
             let mut sink = sink.map(tokio::fs::File::from_std);
-            let mut hasher = Sha256::new();
-            while let Some(bytes) = parts.next().await {
+            let (mut hasher, mut len) = (Sha256::new(), 0_u64);
+            while let Some(bytes) = body.next().await {
                 let bytes = bytes.map_err(io_err)?;
                 hasher.update(&bytes);
+                len += bytes.len() as u64;
                 if let Some(f) = &mut sink {
                     f.write_all(&bytes).await?;
                 }
@@ -294,7 +299,7 @@ impl Bucket {
             if let Some(f) = &mut sink {
                 f.flush().await?;
             }
-            Ok(super::blobs::finish(hasher))
+            Ok((super::blobs::finish(hasher), len))
         })
     }
 
@@ -302,15 +307,16 @@ impl Bucket {
         std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is not in the bucket", self.display(key)))
     }
 
-    /// Downloads the blob `d` into `tmp` and checks its SHA-256 on the way: a bucket object that
+    /// Downloads the blob `d` into `tmp` (one streamed GET) and checks its SHA-256 on the way: a bucket object that
     /// does not hold `d`'s bytes is refused, so the caller only ever publishes a verified copy.
     ///
     /// # Errors
     /// A missing blob (`NotFound`), a digest mismatch (`InvalidData`), transfer and write errors.
     pub fn download_blob(&self, d: &Digest, tmp: &NamedTempFile) -> std::io::Result<()> {
         let key = self.blob_key(d);
-        let meta = self.head(&key)?.ok_or_else(|| self.missing(&key))?;
-        let got = self.fetch(&key, meta.size, Some(tmp.as_file().try_clone()?))?;
+        let (got, _) = self
+            .fetch(&key, Some(tmp.as_file().try_clone()?))
+            .map_err(|e| if e.kind() == std::io::ErrorKind::NotFound { self.missing(&key) } else { e })?;
         if got != *d {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -320,12 +326,12 @@ impl Bucket {
         Ok(())
     }
 
-    /// SHA-256 of the object `key` of `len` bytes, streamed (`kiln fsck`).
+    /// SHA-256 and length of the object `key`, streamed (`kiln fsck`).
     ///
     /// # Errors
     /// Transfer errors.
-    pub fn hash(&self, key: &Key, len: u64) -> std::io::Result<Digest> {
-        self.fetch(key, len, None)
+    pub fn hash(&self, key: &Key) -> std::io::Result<(Digest, u64)> {
+        self.fetch(key, None)
     }
 
     /// The manifest stored under exactly `name`, `None` when there is none.
@@ -394,4 +400,19 @@ async fn read_full(file: &mut tokio::fs::File, buf: &mut [u8]) -> std::io::Resul
         n += got;
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn bucket_urls() {
+        assert_eq!(parse_url("s3://models"), Some(("models", "")));
+        assert_eq!(parse_url("s3://models/"), Some(("models", "")));
+        assert_eq!(parse_url("s3://models/team/a/"), Some(("models", "team/a")));
+        assert_eq!(parse_url("s3:///prefix"), None, "no bucket");
+        assert_eq!(parse_url("/srv/models"), None, "a folder");
+        assert_eq!(parse_url("S3://models"), None, "the scheme is lowercase, as object_store's");
+    }
 }
