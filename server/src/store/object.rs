@@ -154,7 +154,7 @@ impl Bucket {
     }
 
     /// Runs `fut` on the bucket's runtime and waits for it on this thread (any thread: a
-    /// blocking one, or an async worker of another runtime, which it then blocks meanwhile).
+    /// blocking one, or an async worker of another runtime).
     fn call<T: Send + 'static>(
         &self,
         fut: impl Future<Output = std::io::Result<T>> + Send + 'static,
@@ -163,7 +163,17 @@ impl Bucket {
         self.handle.spawn(async move {
             let _ = tx.send(fut.await);
         });
-        rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the object-store task ended without an answer")))
+        let wait = move || {
+            rx.recv().unwrap_or_else(|_| Err(std::io::Error::other("the object-store task ended without an answer")))
+        };
+        // Handlers call the store on the server's async workers too: there, hand the worker's
+        // other tasks to another thread while this one waits (a current-thread runtime cannot).
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(wait)
+            }
+            _ => wait(),
+        }
     }
 
     fn key(&self, parts: &[&str]) -> Key {
