@@ -220,6 +220,7 @@ async fn create_bench(
     let args = crate::config::ServeArgs {
         host: "127.0.0.1:0".into(),
         models: dir.path().to_path_buf(),
+        cache: None,
         device,
         threads: Some(threads),
         ui: None,

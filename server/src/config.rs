@@ -1,5 +1,6 @@
-//! Command line and environment: `OLLAMA_HOST`, `OLLAMA_MODELS` (Ollama's own variables), the
-//! quantizer device and the dashboard folder.
+//! Command line and environment: `OLLAMA_HOST`, `OLLAMA_MODELS` (Ollama's own variables; a
+//! store folder, or `s3://bucket/prefix` with its local cache), the quantizer device and the
+//! dashboard folder.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -60,9 +61,16 @@ pub struct ServeArgs {
     /// Address to listen on (`host`, `host:port`, `http://host:port`).
     #[arg(long, env = "OLLAMA_HOST", default_value = "127.0.0.1:11434")]
     pub host: String,
-    /// Model store (Ollama's layout).
+    /// Model store (Ollama's layout): a folder, or `s3://bucket/prefix` for an S3-compatible
+    /// bucket (endpoint and credentials from `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ALLOW_HTTP`).
     #[arg(long, env = "OLLAMA_MODELS", default_value_os_t = default_models())]
     pub models: PathBuf,
+    /// With an `s3://` store: the local folder caching its blobs (verified copies) and temp
+    /// files, one server per folder [default: `$XDG_CACHE_HOME/kiln/s3/<bucket>/<prefix>`, else
+    /// `~/.cache/kiln/s3/…`].
+    #[arg(long, env = "KILN_CACHE")]
+    pub cache: Option<PathBuf>,
     /// Quantizer device.
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     pub device: Device,

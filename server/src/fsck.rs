@@ -4,6 +4,11 @@
 //! orphans and temp files (never a referenced blob). Exit status 1 when the store is inconsistent
 //! or holds orphans, unless `--allow-orphans` says they are expected (blobs uploaded for a create
 //! that never ran, which Ollama keeps until the next start-up prune).
+//!
+//! `--models s3://bucket/prefix` checks a store in a bucket the same way (`fsck/bucket.rs` is
+//! [`bucket`]). There the servers never delete blobs (another server's create may be about to
+//! name an unreferenced one), so orphans are normal between runs of `kiln fsck --repair`, which
+//! removes only those last written at least `--min-age` minutes ago.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -13,6 +18,8 @@ use kiln_core::{Digest, ModelName};
 use sha2::{Digest as _, Sha256};
 
 use crate::store::{Manifest, TEMP_PREFIX};
+
+pub mod bucket;
 
 /// `kiln fsck` options.
 #[derive(Debug, Clone, Args)]
@@ -29,6 +36,10 @@ pub struct FsckArgs {
     /// Report orphaned blobs without failing: they are expected (uploads no model uses yet).
     #[arg(long)]
     pub allow_orphans: bool,
+    /// With `--repair` on an `s3://` store: remove only orphans (and stray objects) last written
+    /// at least this many minutes ago; a younger one may be another server's create in flight.
+    #[arg(long, default_value_t = 60, value_name = "MINUTES")]
+    pub min_age: u64,
 }
 
 /// What a check found.
@@ -145,6 +156,9 @@ pub fn check(root: &Path, quick: bool) -> Report {
 /// # Errors
 /// When repairs fail.
 pub fn run(args: &FsckArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    if let Some(url) = args.models.to_str().filter(|m| crate::store::object::parse_url(m).is_some()) {
+        return bucket::run(url, args);
+    }
     let r = check(&args.models, args.quick);
     for e in &r.errors {
         println!("error: {e}");

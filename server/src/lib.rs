@@ -75,7 +75,7 @@ fn serve(args: config::ServeArgs) -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = rt.block_on(async move {
         let addr = config::parse_host(&args.host)?;
-        let store = store::Store::open(&args.models)?;
+        let store = store::Store::open_models(&args.models, args.cache.as_deref())?;
         let mut state = state::AppState::new(store, &args)?;
         state.loopback = addr.ip().is_loopback();
         let listener = tokio::net::TcpListener::bind(addr).await?;

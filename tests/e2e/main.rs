@@ -24,4 +24,5 @@ mod models; // tags, show, copy, delete and blob collection
 mod network; // Host guard, CORS, dropped uploads
 mod paths; // traversal names and digests, manifests pointing outside, device files
 mod registry; // push/pull against docker-registry: round trip, skopeo, resume, wrong blob, auth
+mod s3; // the store in an S3-compatible bucket (moto): two servers, races, restart, fsck, timing
 mod store; // golden bytes: Ollama's digests for blobs, config and manifest

@@ -47,16 +47,51 @@ pub fn finish(hasher: Sha256) -> Digest {
 }
 
 impl Store {
-    /// `blobs/sha256-<hex>`.
-    #[must_use]
-    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+    /// `blobs/sha256-<hex>` under the root, whether or not it exists (with a bucket: the cache's
+    /// copy, which may be absent).
+    pub(super) fn cached_blob_path(&self, d: &Digest) -> PathBuf {
         self.blobs_dir().join(d.file_name())
     }
 
-    /// Whether the blob is stored.
+    /// `blobs/sha256-<hex>`, the blob's file. With a bucket: the local cache's copy, downloaded
+    /// (and verified) first when it is not cached; when that fails, the path of the missing file,
+    /// so that opening it fails (see [`Store::blob_file`] for the reason).
+    #[must_use]
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.blob_file(d).unwrap_or_else(|e| {
+            tracing::warn!(digest = %d, "blob not available locally: {e}");
+            self.cached_blob_path(d)
+        })
+    }
+
+    /// The blob's file, as [`Store::blob_path`], or why it cannot be had locally.
+    ///
+    /// # Errors
+    /// With a bucket: the blob is not in it, its bytes are not its digest, or the download
+    /// fails. On disk: never (a missing blob shows when the path is opened).
+    pub fn blob_file(&self, d: &Digest) -> std::io::Result<PathBuf> {
+        let path = self.cached_blob_path(d);
+        if let Some(bucket) = &self.bucket
+            && !path.is_file()
+        {
+            self.cache_blob(bucket, d, &path)?;
+        }
+        Ok(path)
+    }
+
+    /// Whether the blob is stored (with a bucket: in the bucket, whatever the cache holds).
     #[must_use]
     pub fn has_blob(&self, d: &Digest) -> bool {
-        self.blob_path(d).is_file()
+        match &self.bucket {
+            None => self.cached_blob_path(d).is_file(),
+            Some(bucket) => bucket
+                .head(&bucket.blob_key(d))
+                .unwrap_or_else(|e| {
+                    tracing::warn!(digest = %d, "cannot ask the bucket for a blob: {e}");
+                    None
+                })
+                .is_some(),
+        }
     }
 
     /// Size of a stored blob.
@@ -64,12 +99,20 @@ impl Store {
     /// # Errors
     /// When it is missing.
     pub fn blob_size(&self, d: &Digest) -> std::io::Result<u64> {
-        Ok(std::fs::metadata(self.blob_path(d))?.len())
+        let path = self.cached_blob_path(d);
+        match &self.bucket {
+            Some(bucket) if !path.is_file() => bucket
+                .head(&bucket.blob_key(d))?
+                .map(|m| m.size)
+                .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("blob {d} is not stored"))),
+            _ => Ok(std::fs::metadata(path)?.len()),
+        }
     }
 
-    /// Sets a blob's mtime to now (Ollama does this on reuse; it protects against the GC grace window).
+    /// Sets a blob's mtime to now (Ollama does this on reuse; it protects against the GC grace
+    /// window). With a bucket, only the cached copy's: objects keep their upload time.
     pub fn touch(&self, d: &Digest) {
-        if let Ok(f) = std::fs::File::options().append(true).open(self.blob_path(d)) {
+        if let Ok(f) = std::fs::File::options().append(true).open(self.cached_blob_path(d)) {
             let _ = f.set_modified(SystemTime::now());
         }
     }
@@ -87,7 +130,10 @@ impl Store {
     /// # Errors
     /// Any filesystem error; the temp file is then removed.
     pub fn publish_blob(&self, tmp: NamedTempFile, d: &Digest) -> std::io::Result<Published> {
-        let dest = self.blob_path(d);
+        let dest = self.cached_blob_path(d);
+        if let Some(bucket) = &self.bucket {
+            return self.publish_remote(bucket, tmp, d, &dest);
+        }
         if dest.is_file() {
             self.touch(d);
             return Ok(Published::Existing);
@@ -127,14 +173,14 @@ impl Store {
     /// # Errors
     /// When missing or too large.
     pub fn read_small_blob(&self, d: &Digest, max: u64) -> std::io::Result<Vec<u8>> {
-        let path = self.blob_path(d);
-        let len = std::fs::metadata(&path)?.len();
+        // The size first: with a bucket, a blob too large is refused before it is downloaded.
+        let len = self.blob_size(d)?;
         if len > max {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("blob {d} is {len} bytes, more than the {max} expected for this layer"),
             ));
         }
-        std::fs::read(path)
+        std::fs::read(self.blob_file(d)?)
     }
 }

@@ -23,7 +23,10 @@ pub const PRUNE_GRACE: Duration = Duration::from_secs(60 * 60);
 /// When a folder cannot be read.
 pub fn sweep_temp_files(store: &Store) -> std::io::Result<usize> {
     let mut n = 0;
-    for dir in [store.blobs_dir(), store.manifests_dir()] {
+    // With a bucket the manifests are not on disk: only the cache's `blobs/` holds temp files.
+    let dirs =
+        if store.bucket().is_some() { vec![store.blobs_dir()] } else { vec![store.blobs_dir(), store.manifests_dir()] };
+    for dir in dirs {
         for entry in std::fs::read_dir(dir)?.flatten() {
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX)
                 && std::fs::remove_file(entry.path()).is_ok()
@@ -49,15 +52,24 @@ pub fn prune_enabled() -> bool {
 /// than [`PRUNE_GRACE`], then the empty folders under `manifests/`. Like Ollama, it prunes no
 /// blob when a manifest is corrupt or a path four levels down is not a valid name: what such a
 /// manifest references cannot be known.
+///
+/// With a bucket it prunes only the local cache, of every blob the bucket's manifests do not
+/// reference (no grace: the cache is this server's alone, and anything it drops is still in the
+/// bucket); objects in the bucket are never removed here (`kiln fsck --repair` does that).
 pub fn prune(store: &Store) {
-    let Some(referenced) = strict_references(&store.manifests_dir()) else {
+    let referenced = match store.bucket() {
+        Some(bucket) => super::remote::strict_references(bucket),
+        None => strict_references(&store.manifests_dir()),
+    };
+    let Some(referenced) = referenced else {
         return;
     };
+    let grace = if store.bucket().is_some() { Duration::ZERO } else { PRUNE_GRACE };
     let now = SystemTime::now();
     let (mut removed, mut bytes) = (0_usize, 0_u64);
     for entry in std::fs::read_dir(store.blobs_dir()).into_iter().flatten().flatten() {
         let Ok(meta) = entry.metadata() else { continue };
-        let recent = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_none_or(|age| age < PRUNE_GRACE);
+        let recent = meta.modified().ok().and_then(|m| now.duration_since(m).ok()).is_none_or(|age| age < grace);
         if !meta.is_file() || recent {
             continue;
         }
@@ -68,7 +80,7 @@ pub fn prune(store: &Store) {
             bytes += meta.len();
         }
     }
-    let dirs = remove_empty_dirs(&store.manifests_dir(), true);
+    let dirs = if store.bucket().is_some() { 0 } else { remove_empty_dirs(&store.manifests_dir(), true) };
     if removed > 0 || dirs > 0 {
         tracing::info!(removed, bytes, empty_manifest_dirs = dirs, "pruned unreferenced blobs");
     }
@@ -156,7 +168,9 @@ impl Store {
                     continue;
                 }
             }
-            match std::fs::remove_file(self.blob_path(&d)) {
+            // With a bucket only the cached copy goes: the object may be what another server's
+            // create in flight is about to reference (`kiln fsck --repair` collects old ones).
+            match std::fs::remove_file(self.cached_blob_path(&d)) {
                 Ok(()) => tracing::debug!(digest = %d, "removed unreferenced blob"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => tracing::warn!(digest = %d, "could not remove blob: {e}"),

@@ -139,6 +139,9 @@ impl Store {
     /// Every valid name with a manifest file, exactly four levels below `manifests/`.
     #[must_use]
     pub fn list_names(&self) -> Vec<ModelName> {
+        if let Some(bucket) = &self.bucket {
+            return Self::remote_list_names(bucket);
+        }
         fn dirs(p: &std::path::Path) -> Vec<(String, PathBuf)> {
             let Ok(rd) = std::fs::read_dir(p) else {
                 return Vec::new();
@@ -172,6 +175,9 @@ impl Store {
     /// # Errors
     /// I/O errors other than "not found", and corrupt manifests.
     pub fn read_manifest(&self, name: &ModelName) -> Result<Option<StoredManifest>, StoreError> {
+        if let Some(bucket) = &self.bucket {
+            return Self::remote_read_manifest(bucket, name);
+        }
         let path = self.manifest_path(name);
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
@@ -211,6 +217,9 @@ impl Store {
     /// Filesystem errors; the previous manifest is then unchanged.
     pub fn write_manifest(&self, name: &ModelName, bytes: &[u8]) -> Result<ModelName, StoreError> {
         let _guard = self.locked();
+        if let Some(bucket) = &self.bucket {
+            return self.remote_write_manifest(bucket, name, bytes);
+        }
         let name = self.resolve(name);
         let old = match self.read_manifest(&name) {
             Ok(m) => m.map(|m| m.manifest),
@@ -243,6 +252,9 @@ impl Store {
     /// Filesystem errors.
     pub fn delete_manifest(&self, name: &ModelName) -> Result<bool, StoreError> {
         let _guard = self.locked();
+        if let Some(bucket) = &self.bucket {
+            return self.remote_delete_manifest(bucket, name);
+        }
         let name = self.resolve(name);
         let stored = match self.read_manifest(&name) {
             Ok(None) => return Ok(false),

@@ -7,6 +7,11 @@
 //! the `.kiln-tmp-` prefix and are swept at start-up. Manifest writes and garbage collection run
 //! under one lock; digests an in-flight create or upload still needs are pinned and never collected
 //! while pinned: a collection that meets a pinned blob defers it to the moment the last pin goes.
+//!
+//! With `--models s3://bucket/prefix` the same layout lives in an S3-compatible bucket
+//! ([`object`]), which is the source of truth: manifests are listed, read, written (conditional
+//! puts) and deleted there, blobs are uploaded there before they count as published, and the
+//! local folder (`root`) is only a cache of verified blobs plus temp files ([`remote`]).
 
 pub mod atomic;
 pub mod blobs;
@@ -14,6 +19,8 @@ pub mod config;
 pub mod gc;
 pub mod manifests;
 pub mod media;
+pub mod object;
+pub mod remote;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -52,6 +59,10 @@ pub struct Store {
     lock: Mutex<()>,
     /// Digests in use by in-flight creates and uploads.
     pins: Mutex<Pins>,
+    /// The bucket when `--models` is `s3://…`; `root` is then its local cache.
+    bucket: Option<object::Bucket>,
+    /// Held while the store is open, so that two servers never share (and sweep) one cache.
+    _cache_lock: Option<std::fs::File>,
 }
 
 /// Pinned digests with their use counts, and the collections they postponed.
@@ -95,7 +106,52 @@ impl Store {
     pub fn open(root: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(root.join("blobs"))?;
         std::fs::create_dir_all(root.join("manifests"))?;
-        let store = Self { root: root.to_path_buf(), lock: Mutex::new(()), pins: Mutex::new(Pins::default()) };
+        Self::start(root, None, None)
+    }
+
+    /// Opens the store `--models` names: a folder, or `s3://bucket/prefix` cached in `cache`
+    /// (default [`remote::default_cache`]).
+    ///
+    /// # Errors
+    /// When the folder cannot be created, or the bucket cannot be reached or the cache locked.
+    pub fn open_models(models: &Path, cache: Option<&Path>) -> std::io::Result<Self> {
+        match models.to_str().filter(|m| object::parse_url(m).is_some()) {
+            Some(url) => {
+                let cache = cache.map_or_else(|| remote::default_cache(url), Path::to_path_buf);
+                Self::open_bucket(url, &cache)
+            }
+            None => Self::open(models),
+        }
+    }
+
+    /// Opens the store in the bucket `url` (`s3://bucket/prefix`), caching blobs in `cache`,
+    /// which it locks for as long as it is open. The start-up prune then prunes only the cache:
+    /// an unreferenced object in the bucket may be another server's create in flight (`kiln fsck
+    /// --repair` collects the old ones).
+    ///
+    /// # Errors
+    /// When the bucket cannot be listed, or the cache cannot be created or is in use.
+    pub fn open_bucket(url: &str, cache: &Path) -> std::io::Result<Self> {
+        let bucket = object::Bucket::open(url)?;
+        std::fs::create_dir_all(cache.join("blobs"))?;
+        let lock = std::fs::File::options().create(true).truncate(false).write(true).open(cache.join(".kiln-lock"))?;
+        lock.try_lock().map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("the cache {} is in use by another kiln server: give each its own --cache", cache.display()),
+            )
+        })?;
+        Self::start(cache, Some(bucket), Some(lock))
+    }
+
+    fn start(root: &Path, bucket: Option<object::Bucket>, lock: Option<std::fs::File>) -> std::io::Result<Self> {
+        let store = Self {
+            root: root.to_path_buf(),
+            lock: Mutex::new(()),
+            pins: Mutex::new(Pins::default()),
+            bucket,
+            _cache_lock: lock,
+        };
         let swept = gc::sweep_temp_files(&store)?;
         if swept > 0 {
             tracing::info!(swept, "removed temp files left by an earlier run");
@@ -108,7 +164,13 @@ impl Store {
         Ok(store)
     }
 
-    /// The store's root folder.
+    /// The bucket, when the store is in one (`root` is then its local cache).
+    #[must_use]
+    pub fn bucket(&self) -> Option<&object::Bucket> {
+        self.bucket.as_ref()
+    }
+
+    /// The store's root folder (with a bucket: the local cache).
     #[must_use]
     pub fn root(&self) -> &Path {
         &self.root
