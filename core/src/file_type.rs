@@ -186,7 +186,10 @@ impl FileType {
     #[must_use]
     pub fn wants_imatrix(self) -> bool {
         use FileType as F;
-        matches!(self, F::IQ1_S | F::IQ1_M | F::IQ2_XXS | F::IQ2_XS | F::IQ2_S | F::IQ2_M | F::IQ3_XXS | F::IQ3_XS | F::Q2_K_S)
+        matches!(
+            self,
+            F::IQ1_S | F::IQ1_M | F::IQ2_XXS | F::IQ2_XS | F::IQ2_S | F::IQ2_M | F::IQ3_XXS | F::IQ3_XS | F::Q2_K_S
+        )
     }
 
     /// The tensor type most tensors get: llama.cpp's `llama_ftype_get_default_type`. For
@@ -309,7 +312,10 @@ mod tests {
         assert_eq!(FileType::BF16.id(), 32);
         assert_eq!((FileType::Q1_0.id(), FileType::Q2_0.id(), FileType::MXFP4_MOE.id()), (40, 41, 38));
         let e = FileType::parse_quantize("nvfp4").unwrap_err();
-        assert_eq!(e.to_string(), alloc::format!("unsupported quantization type NVFP4 - supported types are {TARGET_NAMES}"));
+        assert_eq!(
+            e.to_string(),
+            alloc::format!("unsupported quantization type NVFP4 - supported types are {TARGET_NAMES}")
+        );
     }
 
     #[test]

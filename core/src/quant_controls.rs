@@ -215,7 +215,9 @@ mod tests {
         // Every type llama-quantize writes is accepted here (the server refuses one it has no
         // kernel for when it plans); types it cannot write are refused by name.
         assert_eq!(TensorTypeRule::parse("t", "attn_q=iq4_nl").unwrap().ty, GgmlType::IQ4_NL);
-        assert!(err("attn_q=nvfp4").starts_with("tensor_types[0]: kiln cannot quantize to NVFP4 - kiln's types are F32,"));
+        assert!(
+            err("attn_q=nvfp4").starts_with("tensor_types[0]: kiln cannot quantize to NVFP4 - kiln's types are F32,")
+        );
         assert!(err("attn_q=q9_k").starts_with("tensor_types[0]: unknown type 'q9_k' - kiln's types are"));
         assert!(err("ffn_(up=q8_0").starts_with("tensor_types[0]: 'ffn_(up' is not a valid regular expression: "));
         let e = Controls::parse(Some("q8_k"), None, &[], false, false).unwrap_err().to_string();

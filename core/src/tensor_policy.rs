@@ -304,7 +304,13 @@ pub fn requires_imatrix(name: &str, ty: GgmlType, ftype: FileType) -> bool {
 ///
 /// # Errors
 /// [`Error::ImatrixRequired`] or [`Error::ImatrixEntryMissing`] naming the tensor and type.
-pub fn check_imatrix(name: &str, ty: GgmlType, ftype: FileType, with_imatrix: bool, has_weights: bool) -> Result<(), Error> {
+pub fn check_imatrix(
+    name: &str,
+    ty: GgmlType,
+    ftype: FileType,
+    with_imatrix: bool,
+    has_weights: bool,
+) -> Result<(), Error> {
     if has_weights || !requires_imatrix(name, ty, ftype) {
         return Ok(());
     }
@@ -806,7 +812,8 @@ mod tests {
         assert_eq!(got.map(|c| c.ty), Some(G::Q4_K));
         // Non-quantized file types ignore tensor_types, as llama-quantize does.
         let c = controls(None, None, &["attn=q8_0"], false, false);
-        let got = Policy::new(FileType::F16, gemma()).with_controls(c).next("blk.0.attn_q.weight", &[640, 1024]).unwrap();
+        let got =
+            Policy::new(FileType::F16, gemma()).with_controls(c).next("blk.0.attn_q.weight", &[640, 1024]).unwrap();
         assert_eq!(got.map(|c| c.ty), Some(G::F16));
     }
 
@@ -915,8 +922,8 @@ mod fixture_tests {
     fn plan(ftype: FileType, o: &Options, imatrix: Option<&Imatrix>) -> Result<Vec<(String, GgmlType)>, String> {
         let tensors = gemma_tensors();
         let facts = ModelFacts::new("gemma3", 18, 0, 4, 1, tensors.iter().map(|t| t.0.as_str()));
-        let controls =
-            Controls::parse(o.output.as_deref(), o.embd.as_deref(), &o.rules, o.pure, o.leave).map_err(|e| e.to_string())?;
+        let controls = Controls::parse(o.output.as_deref(), o.embd.as_deref(), &o.rules, o.pure, o.leave)
+            .map_err(|e| e.to_string())?;
         let mut p = Policy::new(ftype, facts).with_controls(controls);
         if imatrix.is_some() {
             p = p.with_imatrix();

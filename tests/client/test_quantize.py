@@ -129,8 +129,8 @@ def test_quantize_bad_input(tiny_server):
     assert e.value.status_code == 400
     assert e.value.error == "quantization is only supported for F16, BF16 and F32 models, not Q4_K_M"
     with pytest.raises(ollama.ResponseError) as e:
-        c.create(model="x", from_="src", quantize="iq2_xxs")
-    assert e.value.status_code == 400 and e.value.error.startswith("unsupported quantization type IQ2_XXS")
+        c.create(model="x", from_="src", quantize="nvfp4")
+    assert e.value.status_code == 400 and e.value.error.startswith("unsupported quantization type NVFP4")
     data = (SHARED / "fixtures" / "tiny-llama-f16.gguf").read_bytes()
     cut = data[: len(data) - 1000]
     digest = c.create_blob_bytes(cut) if hasattr(c, "create_blob_bytes") else None

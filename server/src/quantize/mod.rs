@@ -229,6 +229,8 @@ impl KernelCheck {
             ok
         };
         if !ok && self.missing.is_none() {
+            // "with an importance matrix" only when the plain kernel is there.
+            let weighted = weighted && crate::kernels::format(ty).is_some();
             self.missing = Some(QuantError::NoKernel { tensor: tensor.to_owned(), ty: ty.name(), weighted });
         }
     }
