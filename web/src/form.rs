@@ -353,7 +353,10 @@ mod tests {
         let req = f.to_request().unwrap();
         assert_eq!(req.imatrix.as_deref(), Some(PENDING_DIGEST));
         assert_eq!(req.tensor_types, Some(vec!["attn_v=q8_0".to_owned(), "ffn_down=q6_k".to_owned()]));
-        assert_eq!((req.output_tensor_type.as_deref(), req.pure, req.leave_output_tensor), (Some("q8_0"), Some(true), None));
+        assert_eq!(
+            (req.output_tensor_type.as_deref(), req.pure, req.leave_output_tensor),
+            (Some("q8_0"), Some(true), None)
+        );
         assert_eq!(req.imatrix_exclude, Some(vec!["ffn_".to_owned()]));
         f.advanced.imatrix_include = "attn_q".into();
         assert!(f.errors()[&Field::Imatrix].contains("cannot be used together"));

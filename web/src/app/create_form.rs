@@ -244,7 +244,8 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
         let signal = controller.signal();
         abort.set_value(Some(controller));
         spawn_local(async move {
-            let result = run_create(form, file.get_value(), folder.get_value(), imatrix.get_value(), signal, progress).await;
+            let result =
+                run_create(form, file.get_value(), folder.get_value(), imatrix.get_value(), signal, progress).await;
             running.set(false);
             abort.set_value(None);
             progress.finish(result.map(|m| format!("created {m}")));
@@ -424,7 +425,10 @@ fn group_of(t: FileType) -> &'static str {
 /// A target as listed: its name, with ` *` where llama-quantize refuses it without an importance
 /// matrix on models whose widths are multiples of 256 (the server decides per tensor).
 fn option_label(t: FileType) -> String {
-    let needs = matches!(t.name(), "IQ1_S" | "IQ1_M" | "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M" | "IQ3_XXS" | "IQ3_XS" | "Q2_K_S");
+    let needs = matches!(
+        t.name(),
+        "IQ1_S" | "IQ1_M" | "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M" | "IQ3_XXS" | "IQ3_XS" | "Q2_K_S"
+    );
     if needs { format!("{} *", t.name()) } else { t.name().to_owned() }
 }
 

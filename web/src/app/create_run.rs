@@ -117,7 +117,12 @@ struct Sources {
     imatrix: Option<File>,
 }
 
-async fn send(form: RwSignal<FormState>, sources: Sources, signal: &AbortSignal, progress: Progress) -> Result<String, String> {
+async fn send(
+    form: RwSignal<FormState>,
+    sources: Sources,
+    signal: &AbortSignal,
+    progress: Progress,
+) -> Result<String, String> {
     let Sources { file, folder, imatrix } = sources;
     // Files are only sent when no existing model was chosen as the source.
     if form.with_untracked(|s| s.from.is_empty()) {
