@@ -104,7 +104,7 @@ pub enum Error {
         /// The name as sent.
         value: String,
     },
-    /// A ggml type kiln has no quantizer for (the IQ types, TQ, MXFP4, …).
+    /// A ggml type llama-quantize cannot write (NVFP4, Q8_K, the integer types, …).
     #[error("{field}: kiln cannot quantize to {ty} - kiln's types are {}", crate::quant_controls::KILN_TYPE_NAMES)]
     ControlTypeUnsupported {
         /// The field, e.g. `output_tensor_type`.
@@ -185,11 +185,47 @@ pub enum Error {
     #[error("template error: {}", clip_middle(.0))]
     Template(String),
     /// A `quantize` value outside the supported vocabulary.
-    #[error(
-        "unsupported quantization type {} - supported types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K_S, Q3_K_M, Q3_K_L, Q4_K_S, Q4_K_M, Q5_K_S, Q5_K_M, Q6_K",
-        clip(.0)
-    )]
+    #[error("unsupported quantization type {} - supported types are {}", clip(.0), crate::file_type::TARGET_NAMES)]
     UnsupportedQuantization(String),
+    /// A tensor whose type needs an importance matrix (IQ1/IQ2 types, IQ3_XXS, Q2_K in a Q2_K_S
+    /// file), with none given: llama-quantize refuses the whole quantization.
+    #[error(
+        "{} would be quantized to {ty}, which needs an importance matrix: create an importance matrix with llama-imatrix and pass it as \"imatrix\"",
+        clip(tensor)
+    )]
+    ImatrixRequired {
+        /// The first such tensor, in output order.
+        tensor: String,
+        /// Its type.
+        ty: &'static str,
+    },
+    /// The importance matrix given has no entry (after `imatrix_include`/`imatrix_exclude`) for
+    /// a tensor whose type needs one; llama-quantize bails out there, leaving a partial file.
+    #[error(
+        "the importance matrix has no entry for {} (after imatrix_include/imatrix_exclude), which is quantized to {ty} and needs one: create an importance matrix with llama-imatrix from this model and pass it as \"imatrix\", keeping that tensor's entry",
+        clip(tensor)
+    )]
+    ImatrixEntryMissing {
+        /// The first such tensor, in output order.
+        tensor: String,
+        /// Its type.
+        ty: &'static str,
+    },
+    /// A tensor whose rows do not fit its type, which has no fallback type (Q1_0).
+    #[error(
+        "{}: {ty} needs rows that are a multiple of {block} and has no fallback type; the tensor's rows are {width} wide",
+        clip(tensor)
+    )]
+    NoFallback {
+        /// The tensor.
+        tensor: String,
+        /// The type it would get.
+        ty: &'static str,
+        /// The type's block size.
+        block: u64,
+        /// The tensor's row width.
+        width: u64,
+    },
     /// A model that does not exist (show/`from`).
     #[error("model '{}' not found", clip(.0))]
     ModelNotFound(String),

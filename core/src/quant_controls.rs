@@ -16,7 +16,9 @@ use regex_automata::meta::Regex;
 use crate::error::Error;
 use crate::ggml_type::GgmlType;
 
-/// The types kiln can write a tensor as.
+/// The types a control may name: every ggml type llama-quantize can write a tensor as (NVFP4
+/// aside, which has no file type). Whether this server has a kernel for one yet is the
+/// server's check, when it plans the quantization.
 pub const KILN_TYPES: &[GgmlType] = &[
     GgmlType::F32,
     GgmlType::F16,
@@ -31,10 +33,25 @@ pub const KILN_TYPES: &[GgmlType] = &[
     GgmlType::Q4_K,
     GgmlType::Q5_K,
     GgmlType::Q6_K,
+    GgmlType::IQ1_S,
+    GgmlType::IQ1_M,
+    GgmlType::IQ2_XXS,
+    GgmlType::IQ2_XS,
+    GgmlType::IQ2_S,
+    GgmlType::IQ3_XXS,
+    GgmlType::IQ3_S,
+    GgmlType::IQ4_NL,
+    GgmlType::IQ4_XS,
+    GgmlType::TQ1_0,
+    GgmlType::TQ2_0,
+    GgmlType::Q1_0,
+    GgmlType::Q2_0,
+    GgmlType::MXFP4,
 ];
 
-/// [`KILN_TYPES`] as error messages list them.
-pub const KILN_TYPE_NAMES: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K";
+/// [`KILN_TYPES`] as error messages list them (a test checks they agree).
+pub const KILN_TYPE_NAMES: &str = "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ1_S, \
+IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_NL, IQ4_XS, TQ1_0, TQ2_0, Q1_0, Q2_0, MXFP4";
 
 /// The most bytes of NFA one pattern may compile to (a pattern is request input).
 const NFA_LIMIT: usize = 1 << 20;
@@ -184,8 +201,10 @@ mod tests {
         // Split at the first `=`.
         assert_eq!(
             TensorTypeRule::parse("t", "a=b=q8_0").unwrap_err().to_string(),
-            "t: unknown type 'b=q8_0' - kiln's types are F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"
+            alloc::format!("t: unknown type 'b=q8_0' - kiln's types are {KILN_TYPE_NAMES}")
         );
+        let names: Vec<&str> = KILN_TYPES.iter().map(|t| t.name()).collect();
+        assert_eq!(names.join(", "), KILN_TYPE_NAMES);
     }
 
     #[test]
@@ -193,17 +212,18 @@ mod tests {
         assert_eq!(err("attn_v"), "tensor_types[0]: 'attn_v' is not PATTERN=TYPE (e.g. \"attn_v=q8_0\")");
         assert_eq!(err("=q8_0"), "tensor_types[0]: '=q8_0' is not PATTERN=TYPE (e.g. \"attn_v=q8_0\")");
         assert_eq!(err("attn_v="), "tensor_types[0]: 'attn_v=' is not PATTERN=TYPE (e.g. \"attn_v=q8_0\")");
-        assert!(
-            err("attn_q=iq4_nl").starts_with("tensor_types[0]: kiln cannot quantize to IQ4_NL - kiln's types are F32,")
-        );
+        // Every type llama-quantize writes is accepted here (the server refuses one it has no
+        // kernel for when it plans); types it cannot write are refused by name.
+        assert_eq!(TensorTypeRule::parse("t", "attn_q=iq4_nl").unwrap().ty, GgmlType::IQ4_NL);
+        assert!(err("attn_q=nvfp4").starts_with("tensor_types[0]: kiln cannot quantize to NVFP4 - kiln's types are F32,"));
         assert!(err("attn_q=q9_k").starts_with("tensor_types[0]: unknown type 'q9_k' - kiln's types are"));
         assert!(err("ffn_(up=q8_0").starts_with("tensor_types[0]: 'ffn_(up' is not a valid regular expression: "));
-        let e = Controls::parse(Some("iq2_xxs"), None, &[], false, false).unwrap_err().to_string();
-        assert!(e.starts_with("output_tensor_type: kiln cannot quantize to IQ2_XXS"), "{e}");
+        let e = Controls::parse(Some("q8_k"), None, &[], false, false).unwrap_err().to_string();
+        assert!(e.starts_with("output_tensor_type: kiln cannot quantize to Q8_K"), "{e}");
         let e = Controls::parse(None, Some("nope"), &[], false, false).unwrap_err().to_string();
         assert!(e.starts_with("token_embedding_type: unknown type 'nope'"), "{e}");
-        let e = Controls::parse(None, None, &["x=q8_0".into(), "y=tq1_0".into()], false, false).unwrap_err();
-        assert!(e.to_string().starts_with("tensor_types[1]: kiln cannot quantize to TQ1_0"), "{e}");
+        let e = Controls::parse(None, None, &["x=q8_0".into(), "y=i8".into()], false, false).unwrap_err();
+        assert!(e.to_string().starts_with("tensor_types[1]: kiln cannot quantize to I8"), "{e}");
         assert_eq!(e.http_status(), 400);
     }
 

@@ -474,8 +474,8 @@ mod tests {
             (r#""leave_output_tensor":true"#, "leave_output_tensor needs quantize"),
             (r#""output_tensor_type":"q8_0""#, "output_tensor_type needs quantize"),
             (
-                r#""quantize":"q4_0","tensor_types":["attn_q=iq4_nl"]"#,
-                "tensor_types[0]: kiln cannot quantize to IQ4_NL",
+                r#""quantize":"q4_0","tensor_types":["attn_q=nvfp4"]"#,
+                "tensor_types[0]: kiln cannot quantize to NVFP4",
             ),
             (
                 r#""quantize":"q4_0","tensor_types":["attn_q=q8_0","(=q8_0"]"#,

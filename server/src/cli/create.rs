@@ -25,7 +25,8 @@ pub struct CreateArgs {
     /// The Modelfile (default: `Modelfile` in the current folder; without one, `FROM .`).
     #[arg(short = 'f', long = "file", value_name = "MODELFILE")]
     pub file: Option<PathBuf>,
-    /// Quantize to this type: q4_K_M, q2_K, q3_K_S, q5_K_M, q6_K, q8_0, f16… (kiln has them all).
+    /// Quantize to this type: q4_K_M, q8_0, q6_K, iq4_XS, iq3_M, iq2_XXS (with --imatrix), tq1_0,
+    /// f16… — every type llama-quantize lists, any case.
     #[arg(short = 'q', long = "quantize", value_name = "TYPE")]
     pub quantize: Option<String>,
     /// An importance matrix (`llama-imatrix` output, GGUF or `.dat`) to quantize with, as

@@ -46,8 +46,9 @@ pub(super) fn prepare(
     let src = layer.layer.digest.clone();
     let header = sources.headers.get(&src).ok_or_else(|| CreateError::Internal("model layer header missing".into()))?;
     let src_name = quantize::source_type_name(header);
-    // Ollama's no-op, unless per-tensor controls ask for changes.
-    if src_name == target.name() && options.controls.is_none_or(Controls::is_empty) {
+    // Ollama's no-op, unless per-tensor controls ask for changes or an importance matrix is to
+    // be recorded (llama-quantize writes its `quantize.imatrix.*` keys even into an F16 → F16).
+    if src_name == target.name() && options.controls.is_none_or(Controls::is_empty) && options.imatrix.is_none() {
         return Ok(None);
     }
     let plan = quantize::plan_with(header, target, options)?;

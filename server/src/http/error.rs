@@ -126,7 +126,9 @@ impl From<CreateError> for ApiError {
                 | QuantError::Imatrix(_)
                 | QuantError::ImatrixUnused { .. }
                 | QuantError::ImatrixFilteredEmpty
-                | QuantError::RowsUnfit(_),
+                | QuantError::RowsUnfit(_)
+                | QuantError::Policy(_)
+                | QuantError::NoKernel { .. },
             ) => Self::bad_request(e.to_string()),
             CreateError::Store(s) => s.into(),
             CreateError::Quantize(_)
