@@ -205,12 +205,12 @@ await step('the same folder again uploads nothing', async () => {
 
 await step('the quantize list groups every type and marks those that need an importance matrix', async () => {
   const groups = await page.locator('#quantize optgroup').evaluateAll((gs) => gs.map((g) => g.label));
-  expect(JSON.stringify(groups) === JSON.stringify(['Float', 'Legacy', 'K-quants', 'I-quants', 'Ternary and other']),
+  expect(JSON.stringify(groups) === JSON.stringify(['float', 'legacy', 'K-quants', 'IQ', 'ternary and other']),
     `groups: ${groups}`);
   const inGroup = async (g) => page.locator(`#quantize optgroup[label="${g}"] option`).allInnerTexts();
   expect((await inGroup('K-quants')).includes('Q4_K_M'), `K-quants: ${await inGroup('K-quants')}`);
-  const iq = await inGroup('I-quants');
-  expect(iq.includes('IQ2_XXS *') && iq.includes('IQ4_NL'), `I-quants: ${iq}`);
+  const iq = await inGroup('IQ');
+  expect(iq.includes('IQ2_XXS *') && iq.includes('IQ4_NL'), `IQ: ${iq}`);
 });
 
 function sha256File(path) {

@@ -4,7 +4,7 @@
 //! the progress of the running create.
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use kiln_core::file_type::{FileType, TARGETS};
+use kiln_core::file_type::{FileType, Group, TARGETS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::{JsCast, JsValue};
@@ -357,8 +357,8 @@ fn SourceFields(source: Source, errors: Memo<Errors>, catalog: Catalog) -> impl 
             <select id="quantize" on:change=move |ev| form.update(|f| f.quantize = event_target_value(&ev))>
                 <option value="">"(keep the source type)"</option>
                 {GROUPS.iter().map(|&group| view! {
-                    <optgroup label=group>
-                        {TARGETS.iter().filter(|t| group_of(**t) == group).map(|t| view! {
+                    <optgroup label=group.label()>
+                        {TARGETS.iter().filter(|t| t.group() == group).map(|t| view! {
                             <option value=t.name()>{option_label(*t)}</option>
                         }).collect_view()}
                     </optgroup>
@@ -404,32 +404,12 @@ fn TextFields(form: RwSignal<FormState>, errors: Memo<Errors>) -> impl IntoView 
 }
 
 /// The quantize list's groups, in order.
-const GROUPS: [&str; 5] = ["Float", "Legacy", "K-quants", "I-quants", "Ternary and other"];
-
-/// The group a target is listed under.
-fn group_of(t: FileType) -> &'static str {
-    let name = t.name();
-    if matches!(name, "F32" | "F16" | "BF16") {
-        "Float"
-    } else if name.starts_with("IQ") {
-        "I-quants"
-    } else if name.contains("_K") {
-        "K-quants"
-    } else if matches!(name, "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q8_0") {
-        "Legacy"
-    } else {
-        "Ternary and other"
-    }
-}
+const GROUPS: [Group; 5] = [Group::Float, Group::Legacy, Group::K, Group::Iq, Group::Other];
 
 /// A target as listed: its name, with ` *` where llama-quantize refuses it without an importance
-/// matrix on models whose widths are multiples of 256 (the server decides per tensor).
+/// matrix on usual models (the server decides per tensor).
 fn option_label(t: FileType) -> String {
-    let needs = matches!(
-        t.name(),
-        "IQ1_S" | "IQ1_M" | "IQ2_XXS" | "IQ2_XS" | "IQ2_S" | "IQ2_M" | "IQ3_XXS" | "IQ3_XS" | "Q2_K_S"
-    );
-    if needs { format!("{} *", t.name()) } else { t.name().to_owned() }
+    if t.wants_imatrix() { format!("{} *", t.name()) } else { t.name().to_owned() }
 }
 
 /// A one-line text input bound to one string of the advanced controls.
