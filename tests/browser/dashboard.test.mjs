@@ -5,11 +5,12 @@
 import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { execFileSync } from 'node:child_process';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const kiln = resolve(root, process.env.KILN_BIN ?? 'target/release/kiln');
@@ -17,6 +18,9 @@ const ui = process.env.KILN_UI ? ['--ui', resolve(root, process.env.KILN_UI)] : 
 const fixture = resolve(root, '../shared/fixtures/tiny-llama-f16.gguf');
 // A Hugging Face safetensors folder (scripts/hf-fixtures): config, tokenizer, one shard.
 const hfFolder = resolve(root, 'target/fixtures/hf/qwen3/model');
+// gemma3-270m F16 (made by the Python tests' recipe and cached in target/) and its importance matrix.
+const gemma = resolve(root, 'target/fixtures/gemma3-270m-f16.gguf');
+const imatrixDat = resolve(root, '../shared/fixtures/imatrix/gemma3-270m-gpl3.imatrix.dat');
 const shots = resolve(root, 'target/screenshots');
 mkdirSync(shots, { recursive: true });
 
@@ -197,6 +201,77 @@ await step('the same folder again uploads nothing', async () => {
   expect(lines.length === 5 && lines.every((l) => l.endsWith('already on the server')), lines.join('\n'));
   expect(blobPosts.length === posts, `uploaded again: ${blobPosts.slice(posts)}`);
   await page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert')).first().waitFor();
+});
+
+await step('the quantize list groups every type and marks those that need an importance matrix', async () => {
+  const groups = await page.locator('#quantize optgroup').evaluateAll((gs) => gs.map((g) => g.label));
+  expect(JSON.stringify(groups) === JSON.stringify(['float', 'legacy', 'K-quants', 'IQ', 'ternary and other']),
+    `groups: ${groups}`);
+  const inGroup = async (g) => page.locator(`#quantize optgroup[label="${g}"] option`).allInnerTexts();
+  expect((await inGroup('K-quants')).includes('Q4_K_M'), `K-quants: ${await inGroup('K-quants')}`);
+  const iq = await inGroup('IQ');
+  expect(iq.includes('IQ2_XXS *') && iq.includes('IQ4_NL'), `IQ: ${iq}`);
+});
+
+function sha256File(path) {
+  return 'sha256:' + createHash('sha256').update(readFileSync(path)).digest('hex');
+}
+
+async function api(path, body) {
+  const r = await fetch(url + path, { method: 'POST', body: JSON.stringify({ ...body, stream: false }) });
+  const j = await r.json();
+  if (r.status !== 200 || j.error) throw new Error(`${path}: ${r.status} ${JSON.stringify(j)}`);
+  return j;
+}
+
+function modelLayer(name) {
+  const m = JSON.parse(readFileSync(join(store, 'manifests/registry.ollama.ai/library', name, 'latest')));
+  return m.layers.find((l) => l.mediaType === 'application/vnd.ollama.image.model').digest;
+}
+
+await step('an importance matrix and per-tensor controls from the dashboard make the model the API makes', async () => {
+  // The source model, put there through the API: only the imatrix goes through the browser.
+  if (!existsSync(gemma)) {
+    execFileSync(resolve(root, '.venv/bin/python'), [resolve(root, '../shared/fixtures/gemma3_270m_f16.py'), gemma]);
+  }
+  const src = sha256File(gemma);
+  const up = await fetch(`${url}/api/blobs/${src}`, { method: 'POST', body: readFileSync(gemma) });
+  expect(up.status === 201 || up.status === 200, `upload: ${up.status}`);
+  await api('/api/create', { model: 'gemma-src', files: { 'gemma.gguf': src } });
+  await page.reload();
+  await page.getByRole('row').filter({ hasText: 'gemma-src:latest' }).waitFor();
+
+  await page.getByLabel('Model name').fill('gemma-imx');
+  await page.getByLabel('From').selectOption('gemma-src:latest');
+  await page.getByLabel('Quantize').selectOption('Q4_K_M');
+  await page.getByLabel('Importance matrix').setInputFiles(imatrixDat);
+  await page.getByText('Advanced', { exact: true }).click();
+  const types = page.getByLabel('Tensor types (PATTERN=TYPE, one a line)');
+  await types.fill('attn_v');
+  await page.getByRole('alert').filter({ hasText: 'is not PATTERN=TYPE' }).waitFor();
+  const create = page.getByRole('button', { name: 'Create', exact: true });
+  expect(await create.isDisabled(), 'Create should be disabled with a malformed tensor type');
+  await types.fill('attn_v=q8_0');
+  await page.waitForFunction(() => !document.querySelector('#advanced-error'));
+  const [posts, sent] = [blobPosts.length, creates.length];
+  expect(!(await create.isDisabled()), 'Create should be enabled: ' + (await page.getByRole('alert').allTextContents()));
+  await create.click();
+  const outcome = page.locator('.progress').getByRole('status').or(page.locator('.progress').getByRole('alert'));
+  await outcome.first().waitFor({ timeout: 120000 });
+  const text = await outcome.first().innerText();
+  expect(text === 'created gemma-imx', `the create ended with: ${text}`);
+  const dat = sha256File(imatrixDat);
+  expect(blobPosts.length === posts + 1 && blobPosts[posts].endsWith(dat), `blob posts: ${blobPosts.slice(posts)}`);
+  const req = JSON.parse(creates[sent]);
+  expect(req.imatrix === dat && JSON.stringify(req.tensor_types) === '["attn_v=q8_0"]' && req.from === 'gemma-src:latest',
+    `request: ${creates[sent]}`);
+
+  await api('/api/create', { model: 'gemma-api', from: 'gemma-src', quantize: 'Q4_K_M', imatrix: dat, tensor_types: ['attn_v=q8_0'] });
+  const [ui, viaApi] = [modelLayer('gemma-imx'), modelLayer('gemma-api')];
+  expect(ui === viaApi, `dashboard model ${ui} != API model ${viaApi}`);
+  const plain = await api('/api/create', { model: 'gemma-plain', from: 'gemma-src', quantize: 'Q4_K_M' });
+  expect(plain.status === 'success' && modelLayer('gemma-plain') !== ui, 'the imatrix and controls changed nothing');
+  console.log(`     dashboard imatrix + tensor_types model = API model: ${ui}`);
 });
 
 await step('files dropped on the panel are checked as a folder', async () => {

@@ -27,6 +27,10 @@ pub enum Field {
     Messages,
     /// Quantize.
     Quantize,
+    /// The importance matrix and its entry filters.
+    Imatrix,
+    /// The per-tensor controls.
+    Advanced,
 }
 
 /// Everything the form holds.
@@ -57,6 +61,51 @@ pub struct FormState {
     pub messages: Vec<(String, String)>,
     /// Quantize target ("" = none).
     pub quantize: String,
+    /// Chosen importance-matrix file name, if any.
+    pub imatrix_name: Option<String>,
+    /// Its digest once hashed.
+    pub imatrix_digest: Option<String>,
+    /// The per-tensor controls (llama-quantize's flags).
+    pub advanced: Advanced,
+}
+
+/// The "Advanced" section: llama-quantize's per-tensor flags, as typed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Advanced {
+    /// `--output-tensor-type` ("" = none).
+    pub output_tensor_type: String,
+    /// `--token-embedding-type` ("" = none).
+    pub token_embedding_type: String,
+    /// `--tensor-type`, one `PATTERN=TYPE` a line.
+    pub tensor_types: String,
+    /// `--pure`.
+    pub pure: bool,
+    /// `--leave-output-tensor`.
+    pub leave_output_tensor: bool,
+    /// `--include-weights`, one name part a line.
+    pub imatrix_include: String,
+    /// `--exclude-weights`, one name part a line.
+    pub imatrix_exclude: String,
+}
+
+/// The non-blank lines of a text area, trimmed; `None` when there are none.
+fn lines(text: &str) -> Option<Vec<String>> {
+    let v: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_owned).collect();
+    (!v.is_empty()).then_some(v)
+}
+
+impl Advanced {
+    /// Its fields on `req`.
+    fn apply(&self, req: &mut CreateRequest) {
+        let nonempty = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        req.output_tensor_type = nonempty(&self.output_tensor_type);
+        req.token_embedding_type = nonempty(&self.token_embedding_type);
+        req.tensor_types = lines(&self.tensor_types);
+        req.pure = self.pure.then_some(true);
+        req.leave_output_tensor = self.leave_output_tensor.then_some(true);
+        req.imatrix_include = lines(&self.imatrix_include);
+        req.imatrix_exclude = lines(&self.imatrix_exclude);
+    }
 }
 
 /// A field's error.
@@ -116,6 +165,10 @@ impl FormState {
             let digest = self.file_digest.clone().unwrap_or_else(|| PENDING_DIGEST.into());
             req.files = Some(std::iter::once((file_key(file), digest)).collect());
         }
+        if self.imatrix_name.is_some() {
+            req.imatrix = Some(self.imatrix_digest.clone().unwrap_or_else(|| PENDING_DIGEST.into()));
+        }
+        self.advanced.apply(&mut req);
         req.parameters = self.typed_parameters().map_err(|e| (Field::Parameters, e))?;
         let messages: Vec<Message> = self
             .messages
@@ -217,6 +270,14 @@ pub fn field_of(e: &Error) -> Field {
         Error::MessageRole { .. } => Field::Messages,
         Error::Template(_) => Field::Template,
         Error::UnsupportedQuantization(_) => Field::Quantize,
+        Error::ImatrixWithoutQuantize | Error::ImatrixFilterWithoutImatrix(_) | Error::ImatrixFilterBoth => {
+            Field::Imatrix
+        }
+        Error::ControlWithoutQuantize(_)
+        | Error::ControlTypeUnknown { .. }
+        | Error::ControlTypeUnsupported { .. }
+        | Error::TensorTypeMalformed { .. }
+        | Error::TensorTypeRegex { .. } => Field::Advanced,
         _ => Field::Source,
     }
 }
@@ -276,6 +337,38 @@ mod tests {
         assert_eq!(f.errors().get(&Field::Source).map(String::as_str), Some("no tokenizer"));
         f.from = "base".into();
         assert!(f.errors().is_empty(), "an existing model as the source ignores the folder");
+    }
+
+    #[test]
+    fn imatrix_and_controls_reach_the_request_and_their_errors_their_fields() {
+        let mut f = ok_form();
+        f.imatrix_name = Some("gemma.imatrix".into());
+        assert!(f.errors()[&Field::Imatrix].starts_with("imatrix needs quantize"), "{:?}", f.errors());
+        f.quantize = "q4_K_M".into();
+        f.advanced.tensor_types = "attn_v=q8_0\n\n  ffn_down=q6_k \n".into();
+        f.advanced.output_tensor_type = " q8_0 ".into();
+        f.advanced.pure = true;
+        f.advanced.imatrix_exclude = "ffn_\n".into();
+        assert!(f.errors().is_empty(), "{:?}", f.errors());
+        let req = f.to_request().unwrap();
+        assert_eq!(req.imatrix.as_deref(), Some(PENDING_DIGEST));
+        assert_eq!(req.tensor_types, Some(vec!["attn_v=q8_0".to_owned(), "ffn_down=q6_k".to_owned()]));
+        assert_eq!(
+            (req.output_tensor_type.as_deref(), req.pure, req.leave_output_tensor),
+            (Some("q8_0"), Some(true), None)
+        );
+        assert_eq!(req.imatrix_exclude, Some(vec!["ffn_".to_owned()]));
+        f.advanced.imatrix_include = "attn_q".into();
+        assert!(f.errors()[&Field::Imatrix].contains("cannot be used together"));
+        f.advanced.imatrix_include.clear();
+        f.advanced.tensor_types = "attn_v".into();
+        assert!(f.errors()[&Field::Advanced].contains("is not PATTERN=TYPE"), "{:?}", f.errors());
+        f.advanced.tensor_types = "attn_v=q9".into();
+        assert!(f.errors()[&Field::Advanced].contains("unknown type"), "{:?}", f.errors());
+        f.advanced.tensor_types.clear();
+        f.quantize.clear();
+        f.imatrix_name = None;
+        assert!(f.errors()[&Field::Advanced].contains("needs quantize"), "{:?}", f.errors());
     }
 
     #[test]

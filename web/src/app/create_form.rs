@@ -4,7 +4,7 @@
 //! the progress of the running create.
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use kiln_core::file_type::TARGETS;
+use kiln_core::file_type::{FileType, Group, TARGETS};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::{JsCast, JsValue};
@@ -26,6 +26,9 @@ type ChosenFile = StoredValue<Option<File>, LocalStorage>;
 
 /// The chosen folder's files a create sends (`folder::pick`'s choice).
 type ChosenFolder = StoredValue<Option<FolderFiles>, LocalStorage>;
+
+/// The chosen importance-matrix file.
+pub(super) type ChosenImatrix = StoredValue<Option<File>, LocalStorage>;
 
 /// The source as chosen: the form state, the files, and the two inputs (each choice clears the
 /// other input).
@@ -225,6 +228,7 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
     let errors = Memo::new(move |_| form.with(FormState::errors));
     let file: ChosenFile = StoredValue::new_local(None);
     let folder: ChosenFolder = StoredValue::new_local(None);
+    let imatrix: ChosenImatrix = StoredValue::new_local(None);
     let source = Source { form, file, folder, gguf_input: NodeRef::new(), folder_input: NodeRef::new() };
     let progress = Progress::new();
     let running = RwSignal::new(false);
@@ -240,7 +244,8 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
         let signal = controller.signal();
         abort.set_value(Some(controller));
         spawn_local(async move {
-            let result = run_create(form, file.get_value(), folder.get_value(), signal, progress).await;
+            let result =
+                run_create(form, file.get_value(), folder.get_value(), imatrix.get_value(), signal, progress).await;
             running.set(false);
             abort.set_value(None);
             progress.finish(result.map(|m| format!("created {m}")));
@@ -268,6 +273,7 @@ pub(super) fn CreatePanel(catalog: Catalog) -> impl IntoView {
                 <RowsFieldset form=form errors=errors kind=&PARAMETER_ROWS />
                 <RowsFieldset form=form errors=errors kind=&MESSAGE_ROWS />
             </div>
+            <QuantizeOptions form=form errors=errors imatrix=imatrix />
             <div class="actions">
                 <button type="button" class="primary" on:click=start disabled=cannot_create>"Create"</button>
                 <button type="button" on:click=cancel disabled=move || !running.get()>"Cancel"</button>
@@ -350,8 +356,15 @@ fn SourceFields(source: Source, errors: Memo<Errors>, catalog: Catalog) -> impl 
             <label for="quantize">"Quantize"</label>
             <select id="quantize" on:change=move |ev| form.update(|f| f.quantize = event_target_value(&ev))>
                 <option value="">"(keep the source type)"</option>
-                {TARGETS.iter().map(|t| view! { <option value=t.name()>{t.name()}</option> }).collect_view()}
+                {GROUPS.iter().map(|&group| view! {
+                    <optgroup label=group.label()>
+                        {TARGETS.iter().filter(|t| t.group() == group).map(|t| view! {
+                            <option value=t.name()>{option_label(*t)}</option>
+                        }).collect_view()}
+                    </optgroup>
+                }).collect_view()}
             </select>
+            <p class="hint">"Types marked * need an importance matrix (below) for the tensors they make very low-bit."</p>
             {field_error(errors, Field::Quantize, "quantize-error")}
         </div>
     }
@@ -387,5 +400,100 @@ fn TextFields(form: RwSignal<FormState>, errors: Memo<Errors>) -> impl IntoView 
         <TextArea form=form id="template" label="Template" rows=3 placeholder="{{ .System }} {{ .Prompt }}"
             value=|f| &f.template value_mut=|f| &mut f.template error=(errors, Field::Template, "template-error") />
         <TextArea form=form id="license" label="License" rows=2 value=|f| &f.license value_mut=|f| &mut f.license />
+    }
+}
+
+/// The quantize list's groups, in order.
+const GROUPS: [Group; 5] = [Group::Float, Group::Legacy, Group::K, Group::Iq, Group::Other];
+
+/// A target as listed: its name, with ` *` where llama-quantize refuses it without an importance
+/// matrix on usual models (the server decides per tensor).
+fn option_label(t: FileType) -> String {
+    if t.wants_imatrix() { format!("{} *", t.name()) } else { t.name().to_owned() }
+}
+
+/// A one-line text input bound to one string of the advanced controls.
+#[component]
+fn AdvancedInput(
+    form: RwSignal<FormState>,
+    id: &'static str,
+    label: &'static str,
+    placeholder: &'static str,
+    value: fn(&FormState) -> &String,
+    value_mut: fn(&mut FormState) -> &mut String,
+) -> impl IntoView {
+    view! {
+        <div class="field">
+            <label for=id>{label}</label>
+            <input id=id type="text" autocomplete="off" placeholder=placeholder
+                prop:value=move || form.with(|f| value(f).clone())
+                on:input=move |ev| form.update(|f| *value_mut(f) = event_target_value(&ev)) />
+        </div>
+    }
+}
+
+/// A checkbox bound to one flag of the advanced controls.
+#[component]
+fn AdvancedCheck(
+    form: RwSignal<FormState>,
+    id: &'static str,
+    label: &'static str,
+    value: fn(&FormState) -> bool,
+    value_mut: fn(&mut FormState) -> &mut bool,
+) -> impl IntoView {
+    view! {
+        <div class="field check">
+            <input id=id type="checkbox" prop:checked=move || form.with(value)
+                on:change=move |ev| form.update(|f| *value_mut(f) = event_target::<HtmlInputElement>(&ev).checked()) />
+            <label for=id>{label}</label>
+        </div>
+    }
+}
+
+/// The importance-matrix file (hashed and uploaded like the model) and the "Advanced" section:
+/// llama-quantize's per-tensor controls, checked by kiln-core as they are typed.
+#[component]
+fn QuantizeOptions(form: RwSignal<FormState>, errors: Memo<Errors>, imatrix: ChosenImatrix) -> impl IntoView {
+    let choose = move |ev: web_sys::Event| {
+        let chosen = event_target::<HtmlInputElement>(&ev).files().and_then(|l| l.get(0));
+        if chosen.is_some() {
+            hasher::warm();
+        }
+        form.update(|f| {
+            f.imatrix_name = chosen.as_ref().map(File::name);
+            f.imatrix_digest = None;
+        });
+        imatrix.set_value(chosen);
+    };
+    view! {
+        <div class="grid">
+            <div class="field">
+                <label for="imatrix">"Importance matrix"</label>
+                <input id="imatrix" type="file" accept=".gguf,.dat,.imatrix" on:change=choose />
+                <p class="hint">"From llama-imatrix (GGUF or .dat): quantizes as llama-quantize --imatrix."</p>
+                {field_error(errors, Field::Imatrix, "imatrix-error")}
+            </div>
+        </div>
+        <details class="advanced">
+            <summary>"Advanced"</summary>
+            <div class="grid">
+                <AdvancedInput form=form id="output-tensor-type" label="Output tensor type" placeholder="q8_0"
+                    value=|f| &f.advanced.output_tensor_type value_mut=|f| &mut f.advanced.output_tensor_type />
+                <AdvancedInput form=form id="token-embedding-type" label="Token embedding type" placeholder="q8_0"
+                    value=|f| &f.advanced.token_embedding_type value_mut=|f| &mut f.advanced.token_embedding_type />
+                <TextArea form=form id="tensor-types" label="Tensor types (PATTERN=TYPE, one a line)" rows=3
+                    placeholder="attn_v=q8_0" value=|f| &f.advanced.tensor_types
+                    value_mut=|f| &mut f.advanced.tensor_types />
+                <TextArea form=form id="include-weights" label="Include weights (one a line)" rows=2
+                    value=|f| &f.advanced.imatrix_include value_mut=|f| &mut f.advanced.imatrix_include />
+                <TextArea form=form id="exclude-weights" label="Exclude weights (one a line)" rows=2
+                    value=|f| &f.advanced.imatrix_exclude value_mut=|f| &mut f.advanced.imatrix_exclude />
+                <AdvancedCheck form=form id="pure" label="Pure (no mixture rules)"
+                    value=|f| f.advanced.pure value_mut=|f| &mut f.advanced.pure />
+                <AdvancedCheck form=form id="leave-output-tensor" label="Leave output tensor"
+                    value=|f| f.advanced.leave_output_tensor value_mut=|f| &mut f.advanced.leave_output_tensor />
+            </div>
+            {field_error(errors, Field::Advanced, "advanced-error")}
+        </details>
     }
 }

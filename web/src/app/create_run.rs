@@ -97,25 +97,33 @@ pub(super) async fn run_create(
     form: RwSignal<FormState>,
     file: Option<File>,
     folder: Option<FolderFiles>,
+    imatrix: Option<File>,
     signal: AbortSignal,
     progress: Progress,
 ) -> Result<String, String> {
     let on_abort = Closure::<dyn Fn()>::new(hasher::cancel);
     let listener: &js_sys::Function = on_abort.as_ref().unchecked_ref();
     let _ = signal.add_event_listener_with_callback("abort", listener);
-    let result = send(form, file, folder, &signal, progress).await;
+    let result = send(form, Sources { file, folder, imatrix }, &signal, progress).await;
     let _ = signal.remove_event_listener_with_callback("abort", listener);
     drop(on_abort);
     result
 }
 
-async fn send(
-    form: RwSignal<FormState>,
+/// The files a create may upload.
+struct Sources {
     file: Option<File>,
     folder: Option<FolderFiles>,
+    imatrix: Option<File>,
+}
+
+async fn send(
+    form: RwSignal<FormState>,
+    sources: Sources,
     signal: &AbortSignal,
     progress: Progress,
 ) -> Result<String, String> {
+    let Sources { file, folder, imatrix } = sources;
     // Files are only sent when no existing model was chosen as the source.
     if form.with_untracked(|s| s.from.is_empty()) {
         if let Some(files) = folder.filter(|_| form.with_untracked(|s| s.folder.is_some())) {
@@ -125,6 +133,10 @@ async fn send(
             let digest = ensure_blob(&f, signal, progress).await?;
             form.update(|s| s.file_digest = Some(digest));
         }
+    }
+    if let Some(f) = imatrix.filter(|_| form.with_untracked(|s| s.imatrix_name.is_some())) {
+        let digest = ensure_blob(&f, signal, progress).await?;
+        form.update(|s| s.imatrix_digest = Some(digest));
     }
     let req = form.get_untracked().to_request().map_err(|(_, e)| e)?;
     client::create_stream(&req, signal, move |ev| {
