@@ -12,6 +12,8 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+mod iq2_grid_data;
+pub mod iq2_grids;
 pub mod lanes;
 mod legacy;
 pub mod q2_k;
