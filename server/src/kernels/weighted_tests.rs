@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::{KernelError, Path, quantize, quantize_weighted, quantize_weighted_with};
 
-const ROWS: usize = 512;
-const N: usize = 256;
+pub(super) const ROWS: usize = 512;
+pub(super) const N: usize = 256;
 
 /// Every format with a weighted path in ggml (and Q8_0, whose ggml quantizer ignores the
 /// weights), with its file name in the vectors.
@@ -27,30 +27,30 @@ const TYPES: [(GgmlType, &str); 10] = [
     (GgmlType::Q6_K, "q6_K"),
 ];
 
-fn dir(which: &str) -> PathBuf {
+pub(super) fn dir(which: &str) -> PathBuf {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors").join(which);
     assert!(p.is_dir(), "shared/ must sit beside the repository: {}", p.display());
     p
 }
 
-fn f32s(path: PathBuf) -> Vec<f32> {
+pub(super) fn f32s(path: PathBuf) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap();
     bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
-fn cases() -> serde_json::Value {
+pub(super) fn cases() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(dir("imatrix").join("cases.json")).unwrap()).unwrap()
 }
 
 /// `(input case, weight profile)` of every row, for failure messages.
-fn row_labels(cases: &serde_json::Value) -> Vec<String> {
+pub(super) fn row_labels(cases: &serde_json::Value) -> Vec<String> {
     let rows = cases["row_weights"].as_array().unwrap();
     assert_eq!(rows.len(), ROWS);
     rows.iter().map(|r| format!("{} / {}", r["input_case"].as_str().unwrap(), r["profile"].as_str().unwrap())).collect()
 }
 
 /// Every row quantized with its own weights row, as the vectors were made.
-fn weighted_rows(ty: GgmlType, x: &[f32], w: &[f32], path: Path) -> Vec<u8> {
+pub(super) fn weighted_rows(ty: GgmlType, x: &[f32], w: &[f32], path: Path) -> Vec<u8> {
     let row_bytes = ty.bytes_for(N as u64).unwrap() as usize;
     let mut out = vec![0u8; x.len() / N * row_bytes];
     for ((xr, wr), or) in x.chunks_exact(N).zip(w.chunks_exact(N)).zip(out.chunks_exact_mut(row_bytes)) {
@@ -60,7 +60,7 @@ fn weighted_rows(ty: GgmlType, x: &[f32], w: &[f32], path: Path) -> Vec<u8> {
 }
 
 /// Rows of `got` that differ from `want`, as `row (labels) block b byte i`.
-fn differing(ty: GgmlType, got: &[u8], want: &[u8], labels: &[String]) -> Vec<String> {
+pub(super) fn differing(ty: GgmlType, got: &[u8], want: &[u8], labels: &[String]) -> Vec<String> {
     let row_bytes = got.len() / ROWS;
     let mut bad = Vec::new();
     for (row, (g, w)) in got.chunks_exact(row_bytes).zip(want.chunks_exact(row_bytes)).enumerate() {
@@ -169,8 +169,8 @@ fn weighted_shapes_and_types_are_checked() {
     ));
     assert!(matches!(quantize_weighted(GgmlType::Q4_K, &[], &[], &mut []), Err(KernelError::Shape { .. })));
     assert_eq!(
-        quantize_weighted(GgmlType::IQ2_XXS, &x, &[1.0; 256], &mut out),
-        Err(KernelError::Unsupported("IQ2_XXS"))
+        quantize_weighted(GgmlType::Q8_1, &x, &[1.0; 256], &mut out),
+        Err(KernelError::Unsupported("Q8_1"))
     );
     // Two rows of 128 sharing one weights vector are two one-row calls.
     let mut w = [1.0f32; 128];
