@@ -14,6 +14,7 @@ pub mod f32;
 pub mod ggml;
 mod iq2_grid_data;
 pub mod iq2_grids;
+pub mod iq2_xs;
 pub mod iq2_xxs;
 #[cfg(test)]
 mod iq2_tests;
@@ -195,7 +196,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 14] = [
+pub const FORMATS: [Format; 15] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -212,6 +213,7 @@ pub const FORMATS: [Format; 14] = [
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
     // The grid formats: CPU only.
     row::<iq2_xxs::Iq2Xxs>(None),
+    row::<iq2_xs::Iq2Xs>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
