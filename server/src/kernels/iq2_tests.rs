@@ -10,8 +10,11 @@ use super::{KernelError, Path, quantize, quantize_with};
 
 /// The formats, their file names in the vectors, and whether ggml has a plain (no-weights)
 /// path for them.
-const TYPES: [(GgmlType, &str, bool); 2] =
-    [(GgmlType::IQ2_XXS, "iq2_xxs", false), (GgmlType::IQ2_XS, "iq2_xs", false)];
+const TYPES: [(GgmlType, &str, bool); 3] = [
+    (GgmlType::IQ2_XXS, "iq2_xxs", false),
+    (GgmlType::IQ2_XS, "iq2_xs", false),
+    (GgmlType::IQ2_S, "iq2_s", true),
+];
 
 fn inputs() -> (Vec<f32>, Vec<f32>) {
     let (x, w) = (f32s(dir("quant").join("input.f32")), f32s(dir("imatrix").join("weights.f32")));

@@ -14,6 +14,7 @@ pub mod f32;
 pub mod ggml;
 mod iq2_grid_data;
 pub mod iq2_grids;
+pub mod iq2_s;
 pub mod iq2_xs;
 pub mod iq2_xxs;
 #[cfg(test)]
@@ -196,7 +197,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 15] = [
+pub const FORMATS: [Format; 16] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -214,6 +215,7 @@ pub const FORMATS: [Format; 15] = [
     // The grid formats: CPU only.
     row::<iq2_xxs::Iq2Xxs>(None),
     row::<iq2_xs::Iq2Xs>(None),
+    row::<iq2_s::Iq2S>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
