@@ -10,10 +10,11 @@ use super::{KernelError, Path, quantize, quantize_with};
 
 /// The formats, their file names in the vectors, and whether ggml has a plain (no-weights)
 /// path for them.
-const TYPES: [(GgmlType, &str, bool); 3] = [
+const TYPES: [(GgmlType, &str, bool); 4] = [
     (GgmlType::IQ2_XXS, "iq2_xxs", false),
     (GgmlType::IQ2_XS, "iq2_xs", false),
     (GgmlType::IQ2_S, "iq2_s", true),
+    (GgmlType::IQ1_S, "iq1_s", false),
 ];
 
 fn inputs() -> (Vec<f32>, Vec<f32>) {

@@ -12,6 +12,7 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq1_s;
 mod iq2_grid_data;
 pub mod iq2_grids;
 pub mod iq2_s;
@@ -197,7 +198,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 16] = [
+pub const FORMATS: [Format; 17] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -216,6 +217,7 @@ pub const FORMATS: [Format; 16] = [
     row::<iq2_xxs::Iq2Xxs>(None),
     row::<iq2_xs::Iq2Xs>(None),
     row::<iq2_s::Iq2S>(None),
+    row::<iq1_s::Iq1S>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
