@@ -10,11 +10,12 @@ use super::{KernelError, Path, quantize, quantize_with};
 
 /// The formats, their file names in the vectors, and whether ggml has a plain (no-weights)
 /// path for them.
-const TYPES: [(GgmlType, &str, bool); 4] = [
+const TYPES: [(GgmlType, &str, bool); 5] = [
     (GgmlType::IQ2_XXS, "iq2_xxs", false),
     (GgmlType::IQ2_XS, "iq2_xs", false),
     (GgmlType::IQ2_S, "iq2_s", true),
     (GgmlType::IQ1_S, "iq1_s", false),
+    (GgmlType::IQ1_M, "iq1_m", true),
 ];
 
 fn inputs() -> (Vec<f32>, Vec<f32>) {

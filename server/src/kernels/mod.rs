@@ -12,6 +12,7 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq1_m;
 pub mod iq1_s;
 mod iq2_grid_data;
 pub mod iq2_grids;
@@ -198,7 +199,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 17] = [
+pub const FORMATS: [Format; 18] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -218,6 +219,7 @@ pub const FORMATS: [Format; 17] = [
     row::<iq2_xs::Iq2Xs>(None),
     row::<iq2_s::Iq2S>(None),
     row::<iq1_s::Iq1S>(None),
+    row::<iq1_m::Iq1M>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
