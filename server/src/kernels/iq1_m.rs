@@ -11,8 +11,8 @@ use kiln_core::ggml_type::GgmlType;
 use super::BlockFormat;
 use super::ggml::{self, nearest_int};
 use super::iq1_s::{X_M, X_P, max_abs, sorted_indices, split_levels};
-use super::lanes::{L, SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::iq2_grids::{Grid, GridKind, Lookup, max_f, pattern};
+use super::lanes::{L, SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 
 /// IQ1_M.
 pub struct Iq1M;
@@ -27,7 +27,7 @@ const MASKS: [u8; 4] = [0x00, 0x80, 0x08, 0x88];
 /// 2 (−, +), 3 (−, −).
 #[inline(always)]
 fn shift_values(k: usize, best_k: usize) -> &'static [f32; 3] {
-    let plus = if k == 0 { best_k < 2 } else { best_k % 2 == 0 };
+    let plus = if k == 0 { best_k < 2 } else { best_k.is_multiple_of(2) };
     if plus { &X_P } else { &X_M }
 }
 
@@ -111,7 +111,8 @@ fn best_split_fast(xb: &[f32], weight: &[f32; 16], idx: &[usize; 16]) -> Option<
     for i1 in 0..=16 {
         for c in (i1..=16).step_by(L) {
             let n = (17 - c).min(L);
-            let (mut qx_p, mut qx_m, mut q2_p, mut q2_m) = ([[0f32; L]; 2], [[0f32; L]; 2], [[0f32; L]; 2], [[0f32; L]; 2]);
+            let (mut qx_p, mut qx_m, mut q2_p, mut q2_m) =
+                ([[0f32; L]; 2], [[0f32; L]; 2], [[0f32; L]; 2], [[0f32; L]; 2]);
             for h in 0..2 {
                 for k in 0..L {
                     let i2 = c + k;

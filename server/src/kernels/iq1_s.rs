@@ -10,8 +10,8 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, nearest_int};
-use super::lanes::{L, SimdWeighted, dispatch_weighted};
 use super::iq2_grids::{Grid, GridKind, Lookup, max_f, pattern};
+use super::lanes::{L, SimdWeighted, dispatch_weighted};
 
 /// IQ1_S.
 pub struct Iq1S;
@@ -115,7 +115,8 @@ fn best_split_fast(xb: &[f32], weight: &[f32; 32], idx: &[usize; 32]) -> Option<
                 for k in 0..L {
                     let i2 = c + k;
                     qx[s][k] = ax * xs[0] + (sumx[i2] - sumx[i1]) * xs[1] + (tx - sumx[i2]) * xs[2];
-                    q2[s][k] = aw * xs[0] * xs[0] + (sumw[i2] - sumw[i1]) * xs[1] * xs[1] + (tw - sumw[i2]) * xs[2] * xs[2];
+                    q2[s][k] =
+                        aw * xs[0] * xs[0] + (sumw[i2] - sumw[i1]) * xs[1] * xs[1] + (tw - sumw[i2]) * xs[2] * xs[2];
                 }
             }
             let mut hit = false;

@@ -9,9 +9,9 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, nearest_int};
-use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 use super::iq2_grids::{Grid, GridKind, final_index, max_f};
 use super::iq2_xs::search16;
+use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
 
 /// IQ2_S.
 pub struct Iq2S;

@@ -10,8 +10,8 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, GROUP_MAX_EPS, nearest_int};
-use super::lanes::{SimdWeighted, dispatch_weighted};
 use super::iq2_grids::{Grid, GridKind, K_MAX_Q, Lookup, even_signs, final_index, levels_at, max_f, pattern, sums};
+use super::lanes::{SimdWeighted, dispatch_weighted};
 
 /// IQ2_XS.
 pub struct Iq2Xs;

@@ -10,15 +10,21 @@ use kiln_core::ggml_type::GgmlType;
 
 use super::BlockFormat;
 use super::ggml::{self, GROUP_MAX_EPS, make_qp_quants, nearest_int};
-use super::lanes::{SimdWeighted, dispatch_weighted};
 use super::iq2_grids::{Grid, GridKind, K_MAX_Q, Lookup, even_signs, final_index, levels_at, max_f, pattern, sums};
+use super::lanes::{SimdWeighted, dispatch_weighted};
 
 /// IQ2_XXS.
 pub struct Iq2Xxs;
 
 /// One sub-block of 32: the scale search. Fills `l` with levels on the grid and returns the
 /// scale, or `None` for a sub-block ggml leaves at zero.
-fn sub_block<const FAST: bool>(grid: &Grid, xval: &[f32; 32], weight: &[f32; 32], waux: &[f32; 32], l: &mut [i8; 32]) -> Option<f32> {
+fn sub_block<const FAST: bool>(
+    grid: &Grid,
+    xval: &[f32; 32],
+    weight: &[f32; 32],
+    waux: &[f32; 32],
+    l: &mut [i8; 32],
+) -> Option<f32> {
     let mut max = xval[0];
     for &v in &xval[1..] {
         max = max_f(max, v);
@@ -62,7 +68,9 @@ fn sub_block<const FAST: bool>(grid: &Grid, xval: &[f32; 32], weight: &[f32; 32]
             levels_at(id, &xval[g.clone()], &mut lk);
             let index = match grid.lookup(pattern(&lk)) {
                 Lookup::OnGrid(index) => index,
-                Lookup::Neighbours(nb) => grid.neighbour::<FAST>(nb, &xval[g.clone()], &waux[g.clone()], scale, &mut lk),
+                Lookup::Neighbours(nb) => {
+                    grid.neighbour::<FAST>(nb, &xval[g.clone()], &waux[g.clone()], scale, &mut lk)
+                }
             };
             for (li, &v) in l[g].iter_mut().zip(grid.levels(index)) {
                 *li = v as i8;

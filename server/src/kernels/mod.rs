@@ -17,10 +17,10 @@ pub mod iq1_s;
 mod iq2_grid_data;
 pub mod iq2_grids;
 pub mod iq2_s;
-pub mod iq2_xs;
-pub mod iq2_xxs;
 #[cfg(test)]
 mod iq2_tests;
+pub mod iq2_xs;
+pub mod iq2_xxs;
 pub mod lanes;
 mod legacy;
 pub mod q2_k;
