@@ -174,7 +174,8 @@ fn random_rows(seed: u64, rows: usize) -> Vec<f32> {
 #[test]
 fn fast_paths_equal_the_reference_on_random_rows() {
     let x = random_rows(0x5EED_1234_ABCD_0001, 2048);
-    for ty in kernels::SUPPORTED {
+    // Types ggml quantizes only with importance weights have no plain path to compare.
+    for ty in kernels::FORMATS.iter().filter(|f| !f.needs_weights).map(|f| f.ty) {
         let n = ty.bytes_for(x.len() as u64).unwrap() as usize;
         let (mut fast, mut reference) = (vec![0u8; n], vec![0u8; n]);
         kernels::quantize_with(ty, &x, &mut fast, Path::Fast).unwrap();

@@ -12,6 +12,15 @@ pub mod bf16;
 pub mod f16;
 pub mod f32;
 pub mod ggml;
+pub mod iq1_m;
+pub mod iq1_s;
+mod iq2_grid_data;
+pub mod iq2_grids;
+pub mod iq2_s;
+#[cfg(test)]
+mod iq2_tests;
+pub mod iq2_xs;
+pub mod iq2_xxs;
 pub mod iq3_grids;
 pub mod iq3_s;
 #[cfg(test)]
@@ -54,6 +63,10 @@ pub trait BlockFormat {
     const BLOCK_ELEMS: usize = Self::TYPE.block_elems() as usize;
     /// Bytes per block.
     const BLOCK_BYTES: usize = Self::TYPE.block_bytes() as usize;
+    /// Whether ggml quantizes this type only with importance weights (it asserts on a NULL
+    /// weights pointer: IQ2_XXS, IQ2_XS, IQ1_S). Such a format has no plain path: [`quantize`]
+    /// answers [`KernelError::NeedsWeights`] and never calls its `quantize_block`.
+    const NEEDS_WEIGHTS: bool = false;
 
     /// Quantizes one block: `x.len() == BLOCK_ELEMS`, `out.len() == BLOCK_BYTES`.
     fn quantize_block(x: &[f32], out: &mut [u8]);
@@ -87,6 +100,9 @@ pub enum KernelError {
     /// kiln has no quantizer for this type.
     #[error("kiln cannot quantize to {0}")]
     Unsupported(&'static str),
+    /// ggml quantizes this type only with importance weights (an imatrix).
+    #[error("{0} can only be quantized with an importance matrix")]
+    NeedsWeights(&'static str),
     /// Lengths that are not whole blocks.
     #[error("{ty}: {elems} values into {bytes} bytes is not a whole number of {block}-value blocks")]
     Shape {
@@ -114,6 +130,9 @@ fn run<F: BlockFormat>(x: &[f32], out: &mut [u8], path: Path) -> Result<(), Kern
     let blocks = x.len() / F::BLOCK_ELEMS;
     if !x.len().is_multiple_of(F::BLOCK_ELEMS) || out.len() != blocks * F::BLOCK_BYTES {
         return Err(KernelError::Shape { ty: F::TYPE.name(), elems: x.len(), bytes: out.len(), block: F::BLOCK_ELEMS });
+    }
+    if F::NEEDS_WEIGHTS {
+        return Err(KernelError::NeedsWeights(F::TYPE.name()));
     }
     match path {
         Path::Fast => F::quantize_blocks(x, out),
@@ -171,6 +190,9 @@ pub struct Format {
     weighted: WeightedRow,
     /// The GPU kernel, where there is one.
     pub gpu: Option<GpuKernel>,
+    /// Whether the type can only be quantized with importance weights
+    /// ([`BlockFormat::NEEDS_WEIGHTS`]).
+    pub needs_weights: bool,
 }
 
 impl std::fmt::Debug for Format {
@@ -180,7 +202,7 @@ impl std::fmt::Debug for Format {
 }
 
 const fn row<F: BlockFormat>(gpu: Option<GpuKernel>) -> Format {
-    Format { ty: F::TYPE, run: run::<F>, weighted: weighted_row::<F>, gpu }
+    Format { ty: F::TYPE, run: run::<F>, weighted: weighted_row::<F>, gpu, needs_weights: F::NEEDS_WEIGHTS }
 }
 
 const fn pairs(source: &'static str) -> Option<GpuKernel> {
@@ -192,7 +214,7 @@ const fn supers(source: &'static str, subs: u32) -> Option<GpuKernel> {
 }
 
 /// Every type kiln writes: the one place that lists them.
-pub const FORMATS: [Format; 23] = [
+pub const FORMATS: [Format; 28] = [
     // A copy; nothing for a device to do.
     row::<f32::F32>(None),
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
@@ -218,6 +240,11 @@ pub const FORMATS: [Format; 23] = [
     row::<q2_0::Q2_0>(None),
     row::<mxfp4::Mxfp4>(None),
     row::<nvfp4::Nvfp4>(None),
+    row::<iq2_xxs::Iq2Xxs>(None),
+    row::<iq2_xs::Iq2Xs>(None),
+    row::<iq2_s::Iq2S>(None),
+    row::<iq1_s::Iq1S>(None),
+    row::<iq1_m::Iq1M>(None),
 ];
 
 /// The row of `ty`, if kiln writes it.
@@ -240,7 +267,8 @@ pub const SUPPORTED: [GgmlType; FORMATS.len()] = {
 /// Quantizes `x` (whole blocks) to `ty` into `out`.
 ///
 /// # Errors
-/// [`KernelError`] for unsupported types or lengths that are not whole blocks.
+/// [`KernelError`] for unsupported types, types that need importance weights, or lengths that
+/// are not whole blocks.
 pub fn quantize(ty: GgmlType, x: &[f32], out: &mut [u8]) -> Result<(), KernelError> {
     quantize_with(ty, x, out, Path::Fast)
 }
