@@ -31,7 +31,7 @@ CI_WITH_IMATRIX = [("Q4_K_M", "gguf"), ("Q4_0", "dat"), ("Q6_K", "gguf"), ("Q2_K
 CI_WITHOUT_IMATRIX = ["Q3_K_L", "Q5_K_S", "Q4_1", "F16", "MXFP4_MOE", "IQ2_XXS", "Q2_K_S"]
 # Representative types of the new block formats (with the matrix from the .gguf, and without one
 # where llama-quantize allows it): the non-linear, a grid of each family, ternary and 1-bit.
-CI_NEW_KERNEL_TYPES: list[str] = ["IQ4_NL", "IQ4_XS", "IQ3_S", "TQ1_0", "Q1_0"]
+CI_NEW_KERNEL_TYPES: list[str] = ["IQ4_NL", "IQ4_XS", "IQ3_S", "IQ2_XXS", "IQ1_M", "TQ1_0", "Q1_0"]
 
 if os.environ.get("IMATRIX_TYPES") == "all":
     WITH_RUNS = [(t, f) for t in EXPECTED for f in ("gguf", "dat")]
