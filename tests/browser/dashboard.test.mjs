@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { createServer } from 'node:net';
 import { execFileSync } from 'node:child_process';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -46,7 +47,9 @@ page.on('console', (m) => {
   if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
 });
 page.on('response', (r) => {
-  const expected = r.request().method() === 'HEAD' && r.url().includes('/api/blobs/') && r.status() === 404;
+  const expected = (r.request().method() === 'HEAD' && r.url().includes('/api/blobs/') && r.status() === 404)
+    // The deliberate pull of a name the registry lacks.
+    || (r.url().endsWith('/api/pull') && (r.request().postData() ?? '').includes('kiln/absent:none'));
   if (r.status() >= 400 && !expected) problems.push(`${r.request().method()} ${r.url()}: ${r.status()}`);
 });
 const creates = [];
@@ -272,6 +275,93 @@ await step('an importance matrix and per-tensor controls from the dashboard make
   const plain = await api('/api/create', { model: 'gemma-plain', from: 'gemma-src', quantize: 'Q4_K_M' });
   expect(plain.status === 'success' && modelLayer('gemma-plain') !== ui, 'the imatrix and controls changed nothing');
   console.log(`     dashboard imatrix + tensor_types model = API model: ${ui}`);
+});
+
+// Debian's docker-registry (CNCF Distribution) on a free loopback port, filesystem storage.
+async function startRegistry() {
+  const port = await new Promise((ok) => { const s = createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => ok(p)); }); });
+  const dir = mkdtempSync(join(tmpdir(), 'kiln-ui-registry-'));
+  writeFileSync(join(dir, 'config.yml'), `version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: ${dir}/data\nhttp:\n  addr: 127.0.0.1:${port}\n`);
+  const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    try { if ((await fetch(`http://127.0.0.1:${port}/v2/`)).status === 200) return { addr: `127.0.0.1:${port}`, child, dir }; } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error('docker-registry did not start (is Debian\'s docker-registry installed? scripts/setup installs it)');
+}
+
+async function registryManifest(addr, repo, tag) {
+  const r = await fetch(`http://${addr}/v2/${repo}/manifests/${tag}`,
+    { headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' } });
+  expect(r.status === 200, `registry manifest ${repo}:${tag}: ${r.status}`);
+  return Buffer.from(await r.arrayBuffer());
+}
+
+// The manifest file of a name in the store, whatever folder its host:port became.
+function storedManifest(hostDirPart, repo, tag) {
+  const base = join(store, 'manifests');
+  const host = readdirSync(base).find((h) => h.includes(hostDirPart));
+  expect(host, `no manifests folder for ${hostDirPart} in ${readdirSync(base)}`);
+  return readFileSync(join(base, host, repo, tag));
+}
+
+let registry;
+const pushed = { repo: 'kiln/qwen3', tag: 'ui' };
+
+await step('a model is pushed to a registry from its row, copied to the registry name first', async () => {
+  registry = await startRegistry();
+  const target = `${registry.addr}/${pushed.repo}:${pushed.tag}`;
+  await page.getByRole('button', { name: 'Push qwen3-hf:latest' }).click();
+  const pane = page.getByRole('region', { name: 'Push qwen3-hf:latest' });
+  await pane.getByLabel('Registry name').fill(target);
+  await pane.getByLabel('Insecure (plain HTTP registry)').check();
+  await pane.getByRole('button', { name: 'Push to registry' }).click();
+  const area = page.getByRole('region', { name: 'Push and pull progress' });
+  const outcome = area.getByRole('status').or(area.getByRole('alert'));
+  await outcome.first().waitFor({ timeout: 60000 });
+  const text = await outcome.first().innerText();
+  expect(text === `pushed ${target}`, `the push ended with: ${text}`);
+  const log = await area.getByRole('list', { name: 'Status log' }).innerText();
+  expect(log.includes('retrieving manifest') && log.includes('pushing manifest') && log.includes('success'), log);
+  const bars = await area.getByRole('progressbar').all();
+  expect(bars.length >= 1, 'no push progress bar');
+  for (const b of bars) {
+    const [now, max] = [await b.getAttribute('aria-valuenow'), await b.getAttribute('aria-valuemax')];
+    expect(Number(max) > 0 && now === max, `bar ${await b.getAttribute('aria-label')} at ${now}/${max}`);
+  }
+  const [remote, local] = [await registryManifest(registry.addr, pushed.repo, pushed.tag), storedManifest('127.0.0.1', pushed.repo, pushed.tag)];
+  expect(remote.equals(local), `registry manifest differs from the store's:\n${remote}\n${local}`);
+  await page.getByRole('row').filter({ hasText: target }).waitFor();
+});
+
+await step('deleted here, it comes back through the pull form byte for byte', async () => {
+  const target = `${registry.addr}/${pushed.repo}:${pushed.tag}`;
+  const before = storedManifest('127.0.0.1', pushed.repo, pushed.tag);
+  const del = await fetch(`${url}/api/delete`, { method: 'DELETE', body: JSON.stringify({ model: target }) });
+  expect(del.status === 200, `delete: ${del.status}`);
+  const form = page.getByRole('region', { name: 'Pull a model' });
+  await form.getByLabel('Model to pull').fill(target);
+  await form.getByLabel('Insecure (plain HTTP registry)').check();
+  await form.getByRole('button', { name: 'Pull', exact: true }).click();
+  const area = page.getByRole('region', { name: 'Push and pull progress' });
+  await area.getByRole('status').filter({ hasText: `pulled ${target}` }).waitFor({ timeout: 60000 });
+  const log = await area.getByRole('list', { name: 'Status log' }).innerText();
+  expect(log.includes('pulling manifest') && log.includes('verifying sha256 digest') && log.includes('writing manifest'), log);
+  expect(storedManifest('127.0.0.1', pushed.repo, pushed.tag).equals(before), 'the pulled manifest differs from the pushed one');
+  await page.getByRole('row').filter({ hasText: target }).waitFor();
+});
+
+await step('a pull of a name the registry lacks shows its error', async () => {
+  const form = page.getByRole('region', { name: 'Pull a model' });
+  await form.getByLabel('Model to pull').fill(`${registry.addr}/kiln/absent:none`);
+  await form.getByRole('button', { name: 'Pull', exact: true }).click();
+  const area = page.getByRole('region', { name: 'Push and pull progress' });
+  await area.getByRole('alert').waitFor({ timeout: 30000 });
+  const text = await area.getByRole('alert').innerText();
+  expect(text.includes('file does not exist'), `error: ${text}`);
+  registry.child.kill();
+  rmSync(registry.dir, { recursive: true, force: true });
 });
 
 await step('files dropped on the panel are checked as a folder', async () => {

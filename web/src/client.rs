@@ -120,9 +120,24 @@ pub(crate) async fn upload_blob(
 pub(crate) async fn create_stream(
     req: &CreateRequest,
     signal: &AbortSignal,
-    mut on_event: impl FnMut(ProgressEvent),
+    on_event: impl FnMut(ProgressEvent),
 ) -> Result<(), String> {
     let req = Request::post("/api/create").abort_signal(Some(signal)).json(req).map_err(net_err)?;
+    events(req, on_event).await
+}
+
+/// POSTs a push or a pull (`/api/push`, `/api/pull`) and feeds each NDJSON line to `on_event`.
+pub(crate) async fn transfer_stream(
+    path: &str,
+    body: &serde_json::Value,
+    on_event: impl FnMut(ProgressEvent),
+) -> Result<(), String> {
+    events(Request::post(path).json(body).map_err(net_err)?, on_event).await
+}
+
+/// Sends `req` and reads its NDJSON answer line by line into `on_event`; an `{"error"}` line
+/// ends it as the failure.
+async fn events(req: Request, mut on_event: impl FnMut(ProgressEvent)) -> Result<(), String> {
     let resp = checked(req.send().await).await?;
     let mut body = wasm_streams::ReadableStream::from_raw(resp.body().ok_or("empty response")?);
     let mut reader = body.get_reader();

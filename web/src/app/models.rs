@@ -1,5 +1,7 @@
 //! The models panel: the table of `GET /api/tags`, and per model its details (`POST /api/show`),
-//! a copy (`POST /api/copy`) and a delete after confirming (`DELETE /api/delete`).
+//! a copy (`POST /api/copy`), a push to a registry (`POST /api/push`, after a copy to the
+//! registry's name) and a delete after confirming (`DELETE /api/delete`); and a pull form
+//! (`POST /api/pull`). A push or pull shows its progress below the table.
 
 use gloo_net::http::Method;
 use kiln_core::request::ListModel;
@@ -7,8 +9,96 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use serde_json::{Value, json};
 
+use super::progress::{Progress, ProgressArea};
 use super::{Catalog, alert};
 use crate::client;
+
+/// A push or pull: the form's fields and the progress of the one running.
+#[derive(Debug, Clone, Copy)]
+struct Transfer {
+    /// The model whose Push was pressed: the push form is open for it.
+    push_from: RwSignal<Option<String>>,
+    /// The registry name to push as (`host[:port]/namespace/model:tag`).
+    push_to: RwSignal<String>,
+    /// The registry name to pull.
+    pull_name: RwSignal<String>,
+    /// Plain HTTP to the registry.
+    insecure: RwSignal<bool>,
+    running: RwSignal<bool>,
+    /// Whether a transfer ran, so its progress area shows.
+    started: RwSignal<bool>,
+    progress: Progress,
+}
+
+impl Transfer {
+    fn new() -> Self {
+        Self {
+            push_from: RwSignal::new(None),
+            push_to: RwSignal::new(String::new()),
+            pull_name: RwSignal::new(String::new()),
+            insecure: RwSignal::new(false),
+            running: RwSignal::new(false),
+            started: RwSignal::new(false),
+            progress: Progress::new(),
+        }
+    }
+
+    /// Streams `path` with the model and `insecure`, bars per digest; the outcome line says `done`.
+    async fn run(self, path: &str, model: &str, done: String) {
+        let progress = self.progress;
+        let body = json!({ "model": model, "insecure": self.insecure.get_untracked(), "stream": true });
+        let result = client::transfer_stream(path, &body, move |ev| {
+            if ev.total > 0 {
+                progress.set_bar(&ev.digest, &ev.status, ev.completed as f64, ev.total as f64);
+            }
+            progress.log(&ev.status);
+        })
+        .await;
+        progress.finish(result.map(|()| done));
+    }
+
+    /// Starts a transfer when none runs and the name is one kiln-core accepts.
+    fn begin(self, name: &str) -> Option<String> {
+        if self.running.get_untracked() {
+            return None;
+        }
+        self.progress.clear();
+        self.started.set(true);
+        let name = name.trim().to_owned();
+        if kiln_core::ModelName::parse(&name).is_none() {
+            self.progress.finish(Err(format!("invalid model name {name:?}: use host[:port]/namespace/model:tag")));
+            return None;
+        }
+        self.running.set(true);
+        Some(name)
+    }
+
+    /// Copies `source` to the registry name when it differs, then pushes that name.
+    fn push(self, source: String) {
+        let Some(target) = self.begin(&self.push_to.get_untracked()) else { return };
+        spawn_local(async move {
+            if target != source {
+                let body = json!({ "source": source, "destination": target });
+                if let Err(e) = client::call(Method::POST, "/api/copy", &body).await {
+                    self.progress.finish(Err(e));
+                    self.running.set(false);
+                    return;
+                }
+            }
+            self.run("/api/push", &target, format!("pushed {target}")).await;
+            self.running.set(false);
+        });
+    }
+
+    fn pull(self, catalog: Catalog) {
+        let Some(name) = self.begin(&self.pull_name.get_untracked()) else { return };
+        spawn_local(async move {
+            self.run("/api/pull", &name, format!("pulled {name}")).await;
+            self.running.set(false);
+            catalog.refresh().await;
+        });
+    }
+}
 
 /// The panel's state and its actions; cheap to copy into each row's handlers.
 #[derive(Debug, Clone, Copy)]
@@ -20,6 +110,7 @@ struct ModelsState {
     pending_delete: RwSignal<Option<String>>,
     copy_to: RwSignal<String>,
     action_error: RwSignal<Option<String>>,
+    transfer: Transfer,
 }
 
 impl ModelsState {
@@ -75,6 +166,7 @@ pub(super) fn ModelsPanel(catalog: Catalog) -> impl IntoView {
         pending_delete: RwSignal::new(None),
         copy_to: RwSignal::new(String::new()),
         action_error: RwSignal::new(None),
+        transfer: Transfer::new(),
     };
     let models = catalog.models;
     view! {
@@ -100,6 +192,13 @@ pub(super) fn ModelsPanel(catalog: Catalog) -> impl IntoView {
             </table>
             </div>
             <DetailsPane state=state />
+            <PushPane state=state />
+            <PullForm state=state />
+            <Show when=move || state.transfer.started.get()>
+                <div role="region" aria-label="Push and pull progress">
+                    <ProgressArea progress=state.transfer.progress />
+                </div>
+            </Show>
         </section>
     }
 }
@@ -109,6 +208,7 @@ pub(super) fn ModelsPanel(catalog: Catalog) -> impl IntoView {
 fn ModelRow(state: ModelsState, model: ListModel) -> impl IntoView {
     let name = model.name.clone();
     let details_name = name.clone();
+    let push_name = name.clone();
     view! {
         <tr>
             <td>{model.name}</td>
@@ -120,6 +220,10 @@ fn ModelRow(state: ModelsState, model: ListModel) -> impl IntoView {
             <td class="row-actions">
                 <button type="button" aria-label=format!("Details of {name}")
                     on:click=move |_| state.show(details_name.clone())>"Details"</button>
+                <button type="button" aria-label=format!("Push {name}") on:click=move |_| {
+                    state.transfer.push_to.set(push_name.clone());
+                    state.transfer.push_from.set(Some(push_name.clone()));
+                }>"Push"</button>
                 <DeleteControl state=state name=name />
             </td>
         </tr>
@@ -177,5 +281,59 @@ fn DetailsPane(state: ModelsState) -> impl IntoView {
                 </div>
             }
         })
+    }
+}
+
+/// The plain-HTTP checkbox a push and a pull share.
+#[component]
+fn InsecureBox(state: ModelsState, id: &'static str) -> impl IntoView {
+    let insecure = state.transfer.insecure;
+    view! {
+        <div class="field check">
+            <input id=id type="checkbox" prop:checked=move || insecure.get()
+                on:change=move |ev| insecure.set(event_target_checked(&ev)) />
+            <label for=id>"Insecure (plain HTTP registry)"</label>
+        </div>
+    }
+}
+
+/// The push form of the model whose Push was pressed: the registry name, plain HTTP, Push.
+#[component]
+fn PushPane(state: ModelsState) -> impl IntoView {
+    let t = state.transfer;
+    move || {
+        t.push_from.get().map(|source| {
+            let from = source.clone();
+            view! {
+                <div class="details" role="region" aria-label=format!("Push {source}")>
+                    <h3>"Push " {source.clone()}</h3>
+                    <label for="push-to">"Registry name"</label>
+                    <input id="push-to" type="text" placeholder="registry.example:5000/team/model:tag"
+                        prop:value=move || t.push_to.get() on:input=move |ev| t.push_to.set(event_target_value(&ev)) />
+                    <InsecureBox state=state id="push-insecure" />
+                    <button type="button" class="primary" disabled=move || t.running.get()
+                        on:click=move |_| t.push(from.clone())>"Push to registry"</button>
+                    <button type="button" on:click=move |_| t.push_from.set(None)>"Close"</button>
+                </div>
+            }
+        })
+    }
+}
+
+/// Pull a model from a registry by name.
+#[component]
+fn PullForm(state: ModelsState) -> impl IntoView {
+    let t = state.transfer;
+    let catalog = state.catalog;
+    view! {
+        <div class="details" role="region" aria-label="Pull a model">
+            <h3>"Pull a model"</h3>
+            <label for="pull-name">"Model to pull"</label>
+            <input id="pull-name" type="text" placeholder="registry.example:5000/team/model:tag"
+                prop:value=move || t.pull_name.get() on:input=move |ev| t.pull_name.set(event_target_value(&ev)) />
+            <InsecureBox state=state id="pull-insecure" />
+            <button type="button" class="primary" disabled=move || t.running.get()
+                on:click=move |_| t.pull(catalog)>"Pull"</button>
+        </div>
     }
 }
