@@ -275,6 +275,9 @@ await step('an importance matrix and per-tensor controls from the dashboard make
   const plain = await api('/api/create', { model: 'gemma-plain', from: 'gemma-src', quantize: 'Q4_K_M' });
   expect(plain.status === 'success' && modelLayer('gemma-plain') !== ui, 'the imatrix and controls changed nothing');
   console.log(`     dashboard imatrix + tensor_types model = API model: ${ui}`);
+  // A fresh form for the steps after (no `From`, no matrix, no controls).
+  await page.reload();
+  await page.getByRole('row').filter({ hasText: 'gemma-imx:latest' }).waitFor();
 });
 
 // Debian's docker-registry (CNCF Distribution) on a free loopback port, filesystem storage.

@@ -73,8 +73,9 @@ impl Transfer {
         Some(name)
     }
 
-    /// Copies `source` to the registry name when it differs, then pushes that name.
-    fn push(self, source: String) {
+    /// Copies `source` to the registry name when it differs, then pushes that name; the list
+    /// then shows the copy.
+    fn push(self, source: String, catalog: Catalog) {
         let Some(target) = self.begin(&self.push_to.get_untracked()) else { return };
         spawn_local(async move {
             if target != source {
@@ -82,11 +83,13 @@ impl Transfer {
                 if let Err(e) = client::call(Method::POST, "/api/copy", &body).await {
                     self.progress.finish(Err(e));
                     self.running.set(false);
+                    catalog.refresh().await;
                     return;
                 }
             }
             self.run("/api/push", &target, format!("pushed {target}")).await;
             self.running.set(false);
+            catalog.refresh().await;
         });
     }
 
@@ -301,6 +304,7 @@ fn InsecureBox(state: ModelsState, id: &'static str) -> impl IntoView {
 #[component]
 fn PushPane(state: ModelsState) -> impl IntoView {
     let t = state.transfer;
+    let catalog = state.catalog;
     move || {
         t.push_from.get().map(|source| {
             let from = source.clone();
@@ -312,7 +316,7 @@ fn PushPane(state: ModelsState) -> impl IntoView {
                         prop:value=move || t.push_to.get() on:input=move |ev| t.push_to.set(event_target_value(&ev)) />
                     <InsecureBox state=state id="push-insecure" />
                     <button type="button" class="primary" disabled=move || t.running.get()
-                        on:click=move |_| t.push(from.clone())>"Push to registry"</button>
+                        on:click=move |_| t.push(from.clone(), catalog)>"Push to registry"</button>
                     <button type="button" on:click=move |_| t.push_from.set(None)>"Close"</button>
                 </div>
             }
