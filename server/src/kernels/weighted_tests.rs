@@ -180,12 +180,11 @@ fn weighted_shapes_and_types_are_checked() {
     assert_eq!(both[..72], first[..]);
 }
 
-/// Random rows and weights (zeros, equal, 24 decades, whole zero sub-blocks; values at many
-/// scales, constants, subnormals): the fast weighted paths give the reference's bytes.
-#[test]
-fn fast_weighted_paths_equal_the_reference_on_random_rows() {
-    let rows = 1024;
-    let mut rng = kiln_core::rng::Rng::new(0x1A7E_0001_5EED_0013);
+/// `rows` random rows and weights from `seed` (values at many scales, zero half-blocks,
+/// constants, outliers; weights equal, over 24 decades, zero, zero sub-blocks): the corpus the
+/// fast paths are checked against the reference on.
+pub(super) fn random_rows(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = kiln_core::rng::Rng::new(seed);
     let mut unit = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
     let (mut x, mut w) = (Vec::with_capacity(rows * N), Vec::with_capacity(rows * N));
     for r in 0..rows {
@@ -208,6 +207,15 @@ fn fast_weighted_paths_equal_the_reference_on_random_rows() {
             });
         }
     }
+    (x, w)
+}
+
+/// Random rows and weights (zeros, equal, 24 decades, whole zero sub-blocks; values at many
+/// scales, constants, subnormals): the fast weighted paths give the reference's bytes.
+#[test]
+fn fast_weighted_paths_equal_the_reference_on_random_rows() {
+    let rows = 1024;
+    let (x, w) = random_rows(rows, 0x1A7E_0001_5EED_0013);
     for (ty, name) in TYPES {
         let (fast, reference) = (weighted_rows(ty, &x, &w, Path::Fast), weighted_rows(ty, &x, &w, Path::Reference));
         let row = fast.len() / rows;
