@@ -1,6 +1,8 @@
 """Starts the real kiln binary on a free loopback port with a temporary store for each test."""
+import contextlib
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -30,8 +32,24 @@ class Server:
         self.url = "http://" + line.split()[-1]
 
     def stop(self):
+        """Stops the server and removes its store: a module's store holds gigabytes of quantized
+        gemma3-270m, and CI's disk is not large enough to keep every module's until the session ends."""
         self.proc.terminate()
         self.proc.wait(timeout=10)
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def dropped(client, name: str):
+    """Deletes the model `name` (and with it every blob only it uses) once the block ends, pass or
+    fail, so a module that makes dozens of ~250 MB models holds one at a time."""
+    import ollama
+
+    try:
+        yield name
+    finally:
+        with contextlib.suppress(ollama.ResponseError):
+            client.delete(name)
 
 
 @pytest.fixture

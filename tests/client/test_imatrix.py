@@ -18,6 +18,8 @@ import struct
 import ollama
 import pytest
 
+from conftest import dropped
+
 SHARED = pathlib.Path(__file__).resolve().parents[3] / "shared"
 FIX = SHARED / "fixtures" / "imatrix"
 EXPECTED = json.loads((FIX / "gemma3-270m-imatrix-expected.json").read_text())["file_types"]
@@ -161,11 +163,11 @@ def test_the_fixtures_cover_every_type_and_ci_runs_exist():
 @pytest.mark.parametrize("ftype,fmt", WITH_RUNS)
 def test_weighted_quantization_matches_llama_quantize(imatrix_server, ftype, fmt):
     server, c, digests = imatrix_server
-    name = f"im-{ftype.lower()}-{fmt}"
-    assert create(c, model=name, **{"from": "src"}, quantize=ftype, imatrix=digests[fmt]).status == "success"
-    check_model(server, name, EXPECTED[ftype], digests[fmt])
-    info = c.show(name).modelinfo
-    assert info.get("quantize.imatrix.file") == digests[fmt], sorted(k for k in info if k.startswith("quantize"))
+    with dropped(c, f"im-{ftype.lower()}-{fmt}") as name:
+        assert create(c, model=name, **{"from": "src"}, quantize=ftype, imatrix=digests[fmt]).status == "success"
+        check_model(server, name, EXPECTED[ftype], digests[fmt])
+        info = c.show(name).modelinfo
+        assert info.get("quantize.imatrix.file") == digests[fmt], sorted(k for k in info if k.startswith("quantize"))
 
 
 def offending(run: dict) -> tuple[str, str]:
@@ -191,8 +193,9 @@ def test_quantization_without_imatrix_matches_llama_quantize(imatrix_server, fty
         assert 'create an importance matrix with llama-imatrix and pass it as "imatrix"' in e.value.error
         assert store_files(server) == before
         return
-    assert create(c, model=name, **{"from": "src"}, quantize=ftype).status == "success"
-    check_model(server, name, want, None)
+    with dropped(c, name):
+        assert create(c, model=name, **{"from": "src"}, quantize=ftype).status == "success"
+        check_model(server, name, want, None)
 
 
 def dat(entries: dict) -> bytes:
@@ -296,9 +299,9 @@ def _body(digests, body):
 def test_per_tensor_controls_match_llama_quantize(imatrix_server, run):
     server, c, digests = imatrix_server
     body = _body(digests, CONTROL_BODIES[run])
-    name = "ctl-" + run.replace("_", "-")
-    assert create(c, model=name, **{"from": "src"}, **body).status == "success"
-    check_model(server, name, CONTROLS[run], body.get("imatrix"))
+    with dropped(c, "ctl-" + run.replace("_", "-")) as name:
+        assert create(c, model=name, **{"from": "src"}, **body).status == "success"
+        check_model(server, name, CONTROLS[run], body.get("imatrix"))
 
 
 def test_controls_llama_quantize_cannot_honour_are_refused_before_anything_is_written(imatrix_server):

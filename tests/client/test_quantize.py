@@ -111,12 +111,15 @@ def gemma_server(tmp_path_factory, gemma_f16):
 
 @pytest.mark.parametrize("ftype", list(GEMMA["file_types"]))
 def test_gemma3_270m_matches_llama_quantize(gemma_server, ftype):
+    from conftest import dropped
+
     c = ollama.Client(host=gemma_server.url)
-    t0 = time.time()
-    r = c.create(model=f"gemma-{ftype.lower()}", from_="src", quantize=ftype)
-    elapsed = time.time() - t0
-    assert r.status == "success"
-    check_against(model_blob(gemma_server, f"gemma-{ftype.lower()}"), GEMMA["file_types"][ftype], True)
+    with dropped(c, f"gemma-{ftype.lower()}") as name:
+        t0 = time.time()
+        r = c.create(model=name, from_="src", quantize=ftype)
+        elapsed = time.time() - t0
+        assert r.status == "success"
+        check_against(model_blob(gemma_server, name), GEMMA["file_types"][ftype], True)
     print(f"gemma3-270m {ftype}: {elapsed:.2f} s (llama-quantize: {GEMMA['file_types'][ftype].get('seconds')} s)")
 
 
