@@ -8,11 +8,10 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::BlockFormat;
 use super::ggml::{self, nearest_int};
 use super::iq1_s::{X_M, X_P, max_abs, sorted_indices, split_levels};
 use super::iq2_grids::{Grid, GridKind, Lookup, max_f, pattern};
-use super::lanes::{L, SimdBody, SimdWeighted, dispatch, dispatch_weighted};
+use super::lanes::{L, SuperBlockSearch};
 
 /// IQ1_M.
 pub struct Iq1M;
@@ -274,51 +273,12 @@ fn finish_scales(
     }
 }
 
-/// `quantize_iq1_m` on one row: weighted, or plain when `w` is `None`.
-fn quantize_iq1_m<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
-    let grid = Grid::get(GridKind::Iq1S);
-    for (b, (xb, ob)) in x.chunks_exact(256).zip(out.chunks_exact_mut(56)).enumerate() {
-        super_block::<FAST>(grid, xb, w.map(|w| &w[256 * b..256 * b + 256]), ob);
-    }
-}
+/// `quantize_iq1_m` (ggml has no `_ref` of its own for IQ1_M: without weights it is `quantize_iq1_m` with none).
+impl SuperBlockSearch for Iq1M {
+    const SEARCHED: GgmlType = GgmlType::IQ1_M;
 
-impl BlockFormat for Iq1M {
-    const TYPE: GgmlType = GgmlType::IQ1_M;
-
-    /// `quantize_iq1_m` without weights (ggml has no `_ref` of its own for IQ1_M).
-    fn quantize_block(x: &[f32], out: &mut [u8]) {
-        quantize_iq1_m::<false>(x, None, out);
-    }
-
-    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
-    }
-
-    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        quantize_iq1_m::<false>(x, Some(w), out);
-        true
-    }
-
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        dispatch_weighted::<Fast>(x, w, out);
-        true
-    }
-}
-
-/// The fast paths: the split search in lanes and the neighbour searches by table, compiled
-/// once plainly and once per SIMD level.
-struct Fast;
-
-impl SimdBody for Fast {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        quantize_iq1_m::<true>(x, None, out);
-    }
-}
-
-impl SimdWeighted for Fast {
-    #[inline(always)]
-    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
-        quantize_iq1_m::<true>(x, Some(w), out);
+    fn super_block<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
+        super_block::<FAST>(Grid::get(GridKind::Iq1S), x, w, out);
     }
 }

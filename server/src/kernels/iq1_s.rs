@@ -8,10 +8,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::BlockFormat;
 use super::ggml::{self, nearest_int};
 use super::iq2_grids::{Grid, GridKind, Lookup, max_f, pattern};
-use super::lanes::{L, SimdWeighted, dispatch_weighted};
+use super::lanes::{L, SuperBlockSearch};
 
 /// IQ1_S.
 pub struct Iq1S;
@@ -224,40 +223,14 @@ fn super_block<const FAST: bool>(grid: &Grid, xbl: &[f32], qw: &[f32], out: &mut
     }
 }
 
-impl BlockFormat for Iq1S {
-    const TYPE: GgmlType = GgmlType::IQ1_S;
-    const NEEDS_WEIGHTS: bool = true;
+impl SuperBlockSearch for Iq1S {
+    const SEARCHED: GgmlType = GgmlType::IQ1_S;
+    const WEIGHTS_ONLY: bool = true;
 
-    /// Never called: [`super::quantize`] answers `NeedsWeights` for this format first.
-    fn quantize_block(_x: &[f32], _out: &mut [u8]) {
-        unreachable!("IQ1_S has no plain path in ggml; kernels::quantize refuses it");
-    }
-
-    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        row::<false>(x, w, out);
-        true
-    }
-
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        dispatch_weighted::<Fast>(x, w, out);
-        true
-    }
-}
-
-fn row<const FAST: bool>(x: &[f32], w: &[f32], out: &mut [u8]) {
-    let grid = Grid::get(GridKind::Iq1S);
-    for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(50)) {
-        super_block::<FAST>(grid, xb, qw, ob);
-    }
-}
-
-/// The fast path: the split search in lanes and the neighbour searches by table, compiled
-/// once plainly and once per SIMD level.
-struct Fast;
-
-impl SimdWeighted for Fast {
     #[inline(always)]
-    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
-        row::<true>(x, w, out);
+    fn super_block<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
+        // `kernels::quantize` refuses this format without weights before it gets here.
+        let Some(qw) = w else { unreachable!("IQ1_S has no plain path in ggml") };
+        super_block::<FAST>(Grid::get(GridKind::Iq1S), x, qw, out);
     }
 }

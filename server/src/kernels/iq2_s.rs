@@ -7,11 +7,10 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::BlockFormat;
 use super::ggml::{self, nearest_int};
 use super::iq2_grids::{Grid, GridKind, final_index, max_f};
 use super::iq2_xs::search16;
-use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
+use super::lanes::SuperBlockSearch;
 
 /// IQ2_S.
 pub struct Iq2S;
@@ -80,51 +79,12 @@ fn super_block<const FAST: bool>(grid: &Grid, xbl: &[f32], qw: Option<&[f32]>, o
     }
 }
 
-/// `quantize_iq2_s` on one row: weighted, or plain when `w` is `None`.
-fn quantize_iq2_s<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
-    let grid = Grid::get(GridKind::Iq2S);
-    for (b, (xb, ob)) in x.chunks_exact(256).zip(out.chunks_exact_mut(82)).enumerate() {
-        super_block::<FAST>(grid, xb, w.map(|w| &w[256 * b..256 * b + 256]), ob);
-    }
-}
+/// `quantize_iq2_s` (`quantize_row_iq2_s_ref` without weights).
+impl SuperBlockSearch for Iq2S {
+    const SEARCHED: GgmlType = GgmlType::IQ2_S;
 
-impl BlockFormat for Iq2S {
-    const TYPE: GgmlType = GgmlType::IQ2_S;
-
-    /// `quantize_row_iq2_s_ref`: `quantize_iq2_s` without weights.
-    fn quantize_block(x: &[f32], out: &mut [u8]) {
-        quantize_iq2_s::<false>(x, None, out);
-    }
-
-    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
-    }
-
-    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        quantize_iq2_s::<false>(x, Some(w), out);
-        true
-    }
-
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        dispatch_weighted::<Fast>(x, w, out);
-        true
-    }
-}
-
-/// The fast paths: the neighbour searches by table, compiled once plainly and once per SIMD
-/// level.
-struct Fast;
-
-impl SimdBody for Fast {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        quantize_iq2_s::<true>(x, None, out);
-    }
-}
-
-impl SimdWeighted for Fast {
-    #[inline(always)]
-    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
-        quantize_iq2_s::<true>(x, Some(w), out);
+    fn super_block<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
+        super_block::<FAST>(Grid::get(GridKind::Iq2S), x, w, out);
     }
 }

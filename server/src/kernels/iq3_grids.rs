@@ -11,8 +11,30 @@
 
 use std::sync::OnceLock;
 
-use super::ggml::nearest_int;
+use super::ggml::{self, nearest_int};
 use super::lanes::{map, splat, zip};
+
+/// The search weights of one super-block, per group of 32: without importance weights each
+/// value's square (`quantize_row_iq3_*_ref`, and llama-quantize without an imatrix), with them
+/// `qw·sqrt(σ² + x²)`, σ² twice the super-block's mean square.
+#[inline(always)]
+pub fn weights(x: &[f32], qw: Option<&[f32]>) -> [[f32; 32]; 8] {
+    let mut weight = [[0f32; 32]; 8];
+    match qw {
+        None => {
+            for (i, &v) in x.iter().enumerate() {
+                weight[i / 32][i % 32] = v * v;
+            }
+        }
+        Some(qw) => {
+            let sigma2 = 2.0 * ggml::sum_sq(x) / 256.0;
+            for i in 0..256 {
+                weight[i / 32][i % 32] = ggml::importance(qw[i], sigma2, x[i]);
+            }
+        }
+    }
+    weight
+}
 
 /// The packed grids: 256 then 512 little-endian `u16` (`scripts/iq3-grids`).
 const PACKED: &[u8; 2 * (256 + 512)] = include_bytes!("iq3_grids.bin");

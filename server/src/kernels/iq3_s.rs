@@ -7,10 +7,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::BlockFormat;
 use super::ggml::{self, nearest_int};
-use super::iq3_grids::{Search, grid_512};
-use super::lanes::{SimdBody, SimdWeighted, dispatch, dispatch_weighted};
+use super::iq3_grids::{Search, grid_512, weights};
+use super::lanes::SuperBlockSearch;
 
 /// IQ3_S.
 pub struct Iq3S;
@@ -21,70 +20,12 @@ const QH: usize = 66;
 const SIGNS: usize = 74;
 const SCALES: usize = 106;
 
-impl BlockFormat for Iq3S {
-    const TYPE: GgmlType = GgmlType::IQ3_S;
+impl SuperBlockSearch for Iq3S {
+    const SEARCHED: GgmlType = GgmlType::IQ3_S;
 
-    fn quantize_block(x: &[f32], out: &mut [u8]) {
-        plain::<false>(x, out);
-    }
-
-    /// The neighbour searches in lanes.
-    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
-    }
-
-    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        weighted::<false>(x, w, out);
-        true
-    }
-
-    /// The neighbour searches in lanes.
-    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        dispatch_weighted::<Fast>(x, w, out);
-        true
-    }
-}
-
-/// The fast paths' bodies, compiled once plainly and once per SIMD level.
-struct Fast;
-
-impl SimdBody for Fast {
     #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(110)) {
-            plain::<true>(xb, ob);
-        }
-    }
-}
-
-impl SimdWeighted for Fast {
-    #[inline(always)]
-    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
-        weighted::<true>(x, w, out);
-    }
-}
-
-/// One super-block without weights: ggml then weights each value by its square.
-#[inline(always)]
-fn plain<const FAST: bool>(x: &[f32], out: &mut [u8]) {
-    let mut weight = [[0f32; 32]; 8];
-    for (i, &v) in x.iter().enumerate() {
-        weight[i / 32][i % 32] = v * v;
-    }
-    block::<FAST>(x, &weight, out);
-}
-
-/// Super-blocks with importance weights `qw·sqrt(σ² + x²)`, σ² twice the super-block's mean
-/// square.
-#[inline(always)]
-fn weighted<const FAST: bool>(x: &[f32], w: &[f32], out: &mut [u8]) {
-    for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(110)) {
-        let sigma2 = 2.0 * ggml::sum_sq(xb) / 256.0;
-        let mut weight = [[0f32; 32]; 8];
-        for i in 0..256 {
-            weight[i / 32][i % 32] = ggml::importance(qw[i], sigma2, xb[i]);
-        }
-        block::<FAST>(xb, &weight, ob);
+    fn super_block<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
+        block::<FAST>(x, &weights(x, w), out);
     }
 }
 

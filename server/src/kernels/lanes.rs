@@ -3,6 +3,9 @@
 //! same roundings — and the bytes stay the reference's while the CPU works eight at a time.
 //! Data-dependent branches of the reference become per-lane selects. Plain arrays let LLVM
 //! vectorize without `unsafe`; [`dispatch`] compiles the hot loops a second time for AVX2.
+//! [`SuperBlockSearch`] gives the grid formats their reference and fast paths from one search.
+
+use kiln_core::ggml_type::GgmlType;
 
 /// Lanes per vector.
 pub const L: usize = 8;
@@ -211,4 +214,70 @@ pub fn min_max32(x: &[f32; 32]) -> (f32, f32, bool) {
         max = if hi[k] > max { hi[k] } else { max };
     }
     (min, max, finite)
+}
+
+/// A format quantized super-block by super-block by one search whose `FAST` instance (table
+/// lookups, lanes) gives the reference's bytes: the IQ3, IQ2 and IQ1 formats. Implementing it
+/// makes the format a [`BlockFormat`](super::BlockFormat) whose reference paths run the search
+/// with `FAST = false` and whose fast paths run it with `FAST = true` under [`dispatch`] and
+/// [`dispatch_weighted`].
+pub trait SuperBlockSearch {
+    /// The ggml type; its block is the super-block.
+    const SEARCHED: GgmlType;
+    /// As [`BlockFormat::NEEDS_WEIGHTS`](super::BlockFormat::NEEDS_WEIGHTS): such a format is
+    /// never asked for a super-block without weights.
+    const WEIGHTS_ONLY: bool = false;
+    /// One super-block `x` into `out`, with its importance weights where given.
+    fn super_block<const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]);
+}
+
+/// Every super-block of `x` (whole super-blocks), each with its slice of `w`.
+#[inline(always)]
+fn super_blocks<F: SuperBlockSearch, const FAST: bool>(x: &[f32], w: Option<&[f32]>, out: &mut [u8]) {
+    let (n, bytes) = (F::SEARCHED.block_elems() as usize, F::SEARCHED.block_bytes() as usize);
+    for (b, (xb, ob)) in x.chunks_exact(n).zip(out.chunks_exact_mut(bytes)).enumerate() {
+        F::super_block::<FAST>(xb, w.map(|w| &w[n * b..n * b + n]), ob);
+    }
+}
+
+/// A [`SuperBlockSearch`] format's fast paths, for [`dispatch`] and [`dispatch_weighted`].
+struct Searched<F>(core::marker::PhantomData<F>);
+
+impl<F: SuperBlockSearch> SimdBody for Searched<F> {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        super_blocks::<F, true>(x, None, out);
+    }
+}
+
+impl<F: SuperBlockSearch> SimdWeighted for Searched<F> {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        super_blocks::<F, true>(x, Some(w), out);
+    }
+}
+
+impl<F: SuperBlockSearch> super::BlockFormat for F {
+    const TYPE: GgmlType = F::SEARCHED;
+    const NEEDS_WEIGHTS: bool = F::WEIGHTS_ONLY;
+
+    fn quantize_block(x: &[f32], out: &mut [u8]) {
+        F::super_block::<false>(x, None, out);
+    }
+
+    /// The searches by table and in lanes.
+    fn quantize_blocks(x: &[f32], out: &mut [u8]) {
+        dispatch::<Searched<F>>(x, out);
+    }
+
+    fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        super_blocks::<F, false>(x, Some(w), out);
+        true
+    }
+
+    /// The searches by table and in lanes.
+    fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
+        dispatch_weighted::<Searched<F>>(x, w, out);
+        true
+    }
 }
