@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`error`] | the one error type; Ollama-exact messages and an HTTP status hint |
 //! | [`name`] | model names `[host/][namespace/]model[:tag]` |
+//! | [`challenge`] | `WWW-Authenticate` challenges from registries, parsed without trusting them |
 //! | [`digest`] | `sha256:<hex>` digests and their on-disk `sha256-<hex>` form |
 //! | [`request`] | request/response types of every endpoint |
 //! | [`event`] | the NDJSON progress event of `/api/create` |
@@ -26,6 +27,7 @@
 
 extern crate alloc;
 
+pub mod challenge;
 pub mod digest;
 pub mod error;
 pub mod event;

@@ -249,21 +249,20 @@ impl Client {
 
     /// Answers a `WWW-Authenticate` challenge: sets the `Authorization` the next attempt sends.
     fn authorize(&mut self, challenge: &str) -> Result<(), RegistryError> {
-        let (scheme, params) = challenge.trim().split_once(' ').unwrap_or((challenge.trim(), ""));
-        if scheme.eq_ignore_ascii_case("basic") {
+        let parsed = kiln_core::challenge::Challenge::parse(challenge);
+        if parsed.scheme.eq_ignore_ascii_case("basic") {
             let creds = self.creds.as_ref().ok_or_else(|| self.unauthorized())?;
             self.auth = Some(creds.basic());
             return Ok(());
         }
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        if !parsed.scheme.eq_ignore_ascii_case("bearer") {
             return Err(RegistryError::Unauthorized(format!(
                 "the registry {} asks for an authentication kiln does not speak: {}",
                 self.remote.host,
                 kiln_core::error::clip(challenge)
             )));
         }
-        let params = challenge_params(params);
-        let get = |k: &str| params.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.as_str());
+        let get = |k: &str| parsed.param(k);
         let realm =
             get("realm").ok_or_else(|| RegistryError::Unauthorized("a Bearer challenge without a realm".into()))?;
         let mut url = url::Url::parse(realm).map_err(|e| {
@@ -338,57 +337,9 @@ fn http_reason(code: u16) -> &'static str {
     axum::http::StatusCode::from_u16(code).ok().and_then(|s| s.canonical_reason()).unwrap_or("")
 }
 
-/// `key="value",key=value` pairs of a challenge; quoted values may hold commas.
-fn challenge_params(s: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut chars = s.chars().peekable();
-    loop {
-        while chars.next_if(|c| *c == ',' || c.is_whitespace()).is_some() {}
-        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
-        if key.is_empty() {
-            return out;
-        }
-        let mut value = String::new();
-        if chars.next_if_eq(&'=').is_some() {
-            if chars.next_if_eq(&'"').is_some() {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => value.extend(chars.next()),
-                        c => value.push(c),
-                    }
-                }
-            } else {
-                value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect::<String>().trim().to_owned();
-            }
-        }
-        out.push((key.trim().to_owned(), value));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn challenge_parameters() {
-        let p = challenge_params(
-            r#"realm="https://auth.example/token",service="registry.example",scope="repository:ns/m:pull,push""#,
-        );
-        assert_eq!(
-            p,
-            [
-                ("realm".to_owned(), "https://auth.example/token".to_owned()),
-                ("service".to_owned(), "registry.example".to_owned()),
-                ("scope".to_owned(), "repository:ns/m:pull,push".to_owned()),
-            ]
-        );
-        assert_eq!(
-            challenge_params(r#"realm=basic, x="a\"b""#),
-            [("realm".into(), "basic".into()), ("x".into(), "a\"b".into())]
-        );
-        assert!(challenge_params("").is_empty());
-    }
 
     /// A registry that asks for a Bearer token (realm on itself) and a token endpoint that
     /// wants the basic credentials: the request is retried once with the token.
