@@ -1,6 +1,7 @@
 //! `kiln bench`: throughput of every block format (M values/s and MB/s of F16 input, on all
-//! quantizer threads and on one), and end-to-end creates of a real model with peak RSS. Prints
-//! figures only; comparisons with llama-quantize are made by `scripts/bench`, side by side.
+//! quantizer threads and on one; then with importance weights, as an imatrix run quantizes), and
+//! end-to-end creates of a real model, with or without an imatrix, with peak RSS. Prints figures
+//! only; comparisons with llama-quantize are made by `scripts/bench`, side by side.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,6 +32,10 @@ pub struct BenchArgs {
     /// File types for the end-to-end creates.
     #[arg(long, value_delimiter = ',', default_value = "Q8_0,Q4_K_M")]
     pub types: Vec<String>,
+    /// An importance matrix (llama-imatrix's GGUF or `.dat`) for the end-to-end creates, as
+    /// `llama-quantize --imatrix` takes it.
+    #[arg(long)]
+    pub imatrix: Option<PathBuf>,
     /// Skip the kernel benchmark.
     #[arg(long)]
     pub no_kernels: bool,
@@ -87,6 +92,48 @@ fn kernel_rate(pool: &rayon::ThreadPool, ty: GgmlType, raw: &[u8]) -> f64 {
         });
     });
     n as f64 / d.as_secs_f64()
+}
+
+/// Values per row of the weighted kernel benchmark: a multiple of every block size, as wide as a
+/// small model's rows.
+const WEIGHTED_ROW: usize = 2048;
+
+/// Values/s of `ty`'s weighted path on `raw` (F16), rows of [`WEIGHTED_ROW`] split over `pool`,
+/// every row with the same positive weights (an imatrix entry's shape).
+fn weighted_rate(pool: &rayon::ThreadPool, ty: GgmlType, raw: &[u8], weights: &[f32]) -> Result<f64, String> {
+    let n = raw.len() / 2;
+    let row_bytes = ty.bytes_for(WEIGHTED_ROW as u64).unwrap_or(0) as usize;
+    let mut out = vec![0u8; n / WEIGHTED_ROW * row_bytes];
+    let mut failed = None;
+    let d = time_best(3, || {
+        let r: Result<(), kernels::KernelError> = pool.install(|| {
+            raw.par_chunks(WEIGHTED_ROW * 2).zip(out.par_chunks_mut(row_bytes)).try_for_each_init(
+                || vec![0f32; WEIGHTED_ROW],
+                |x, (r, o)| {
+                    crate::quantize::widen::widen(GgmlType::F16, r, x);
+                    kernels::quantize_weighted(ty, x, weights, o)
+                },
+            )
+        });
+        failed = r.err();
+    });
+    failed.map_or_else(|| Ok(n as f64 / d.as_secs_f64()), |e| Err(e.to_string()))
+}
+
+/// The weighted table: every format with a weighted path, on all threads.
+fn weighted_kernels(pool: &rayon::ThreadPool, threads: usize, raw: &[u8]) {
+    let mut rng = Rng::new(0x5EED_1A7B);
+    // Squared activations, as llama-imatrix accumulates them: positive, spread over decades.
+    let weights: Vec<f32> = (0..WEIGHTED_ROW).map(|_| (rng.next_f32() * 4.0).powi(2) + 1e-3).collect();
+    println!("\nweighted (importance weights, rows of {WEIGHTED_ROW}), {} F16 values per format", raw.len() / 2);
+    println!("{:<8} {:>16} {:>14}", "format", format!("{threads} thr M val/s"), "MB/s F16");
+    let plain = [GgmlType::F32, GgmlType::F16, GgmlType::BF16];
+    for ty in kernels::FORMATS.iter().map(|f| f.ty).filter(|t| !plain.contains(t)) {
+        match weighted_rate(pool, ty, raw, &weights) {
+            Ok(rate) => println!("{:<8} {:>16.1} {:>14.0}", ty.name(), rate / 1e6, rate * 2.0 / 1e6),
+            Err(e) => println!("{:<8} failed: {e}", ty.name()),
+        }
+    }
 }
 
 /// The GPU kernels on `raw` (F16), per format: values/s, timed from F16 in host memory to bytes
@@ -168,6 +215,8 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
                 single * 2.0 / 1e6
             );
         }
+        // A quarter of the values: the grid searches (IQ2, IQ1) take seconds per million.
+        weighted_kernels(&pool, threads, &raw[..raw.len() / 4 / (WEIGHTED_ROW * 2) * (WEIGHTED_ROW * 2)]);
         if args.devices.contains(&crate::config::Device::Gpu) {
             gpu_kernels(&raw);
         }
@@ -175,19 +224,36 @@ pub fn run(args: &BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(model) = &args.model {
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         for &device in &args.devices {
-            rt.block_on(create_bench(model, &args.types, threads, args.runs.max(1), device))?;
+            let run = CreateBench { model, imatrix: args.imatrix.as_deref(), threads, runs: args.runs.max(1), device };
+            rt.block_on(create_bench(&run, &args.types))?;
         }
     }
     Ok(())
 }
 
-async fn create_bench(
-    model: &std::path::Path,
-    types: &[String],
+/// What one device's end-to-end table creates.
+struct CreateBench<'a> {
+    model: &'a std::path::Path,
+    imatrix: Option<&'a std::path::Path>,
     threads: usize,
     runs: usize,
     device: crate::config::Device,
-) -> Result<(), Box<dyn std::error::Error>> {
+}
+
+/// Copies `path` into the store as a blob, as an upload would, synced before any timing starts.
+fn import_blob(store: &crate::store::Store, path: &std::path::Path) -> std::io::Result<kiln_core::Digest> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
+    let digest = crate::store::blobs::finish(h);
+    std::fs::copy(path, store.blob_path(&digest))?;
+    // The copy must be on disk before timing starts, or its writeback competes with the runs.
+    std::fs::File::open(store.blob_path(&digest))?.sync_all()?;
+    Ok(digest)
+}
+
+async fn create_bench(bench: &CreateBench<'_>, types: &[String]) -> Result<(), Box<dyn std::error::Error>> {
+    let &CreateBench { model, imatrix, threads, runs, device } = bench;
     let dir = tempfile::Builder::new()
         .prefix("kiln-bench-")
         .tempdir_in(model.parent().unwrap_or(std::path::Path::new(".")))?;
@@ -208,16 +274,11 @@ async fn create_bench(
     let mut files = serde_json::Map::new();
     let mut bytes_in = 0;
     for (key, path) in &sources {
-        use sha2::Digest as _;
-        let mut h = sha2::Sha256::new();
-        std::io::copy(&mut std::fs::File::open(path)?, &mut h)?;
-        let digest = crate::store::blobs::finish(h);
-        std::fs::copy(path, store.blob_path(&digest))?;
-        // The copy must be on disk before timing starts, or its writeback competes with the runs.
-        std::fs::File::open(store.blob_path(&digest))?.sync_all()?;
+        let digest = import_blob(&store, path)?;
         bytes_in += std::fs::metadata(path)?.len();
         files.insert(key.clone(), digest.to_string().into());
     }
+    let imatrix_digest = imatrix.map(|p| import_blob(&store, p)).transpose()?;
     let args = crate::config::ServeArgs {
         host: "127.0.0.1:0".into(),
         models: dir.path().to_path_buf(),
@@ -241,8 +302,9 @@ async fn create_bench(
         .as_deref()
         .filter(|_| q.backend == kiln_core::request::QuantizerBackend::Gpu)
         .map_or_else(|| format!("CPU, {threads} threads"), |a| format!("GPU {a}"));
+    let with = imatrix.map_or_else(String::new, |p| format!(" with the imatrix {}", p.display()));
     println!(
-        "\nend-to-end create of {} ({:.0} MB) on the {on}, {runs} runs each from a clean store",
+        "\nend-to-end create of {} ({:.0} MB){with} on the {on}, {runs} runs each from a clean store",
         model.display(),
         bytes_in as f64 / 1e6
     );
@@ -250,7 +312,10 @@ async fn create_bench(
     for t in types {
         FileType::parse_quantize(t)?;
         let name = format!("bench-{}", t.to_lowercase());
-        let req = serde_json::json!({"model": name, "files": files, "quantize": t});
+        let mut req = serde_json::json!({"model": name, "files": files, "quantize": t});
+        if let Some(d) = &imatrix_digest {
+            req["imatrix"] = d.to_string().into();
+        }
         let mut times = Vec::new();
         let (mut out, mut rss) = (0u64, 0f64);
         for _ in 0..runs {
