@@ -383,6 +383,10 @@ pub struct QuantizerInfo {
     pub self_test: String,
     /// CPU quantizer threads.
     pub threads: usize,
+    /// The tensor types quantized on the GPU (when `backend` is `gpu`; empty otherwise): every
+    /// other type, and every type quantized with an importance matrix, runs on the CPU.
+    #[serde(default)]
+    pub gpu_types: Vec<String>,
 }
 
 /// `GET /api/kiln/info`.
@@ -474,11 +478,12 @@ mod tests {
                 driver: None,
                 self_test: "not run: --device cpu".into(),
                 threads: 4,
+                gpu_types: vec![],
             },
         };
         assert_eq!(
             serde_json::to_string(&info).unwrap(),
-            r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4}}"#
+            r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4,"gpu_types":[]}}"#
         );
         assert_eq!(serde_json::to_value(QuantizerBackend::Gpu).unwrap(), Value::from("gpu".to_owned()));
     }

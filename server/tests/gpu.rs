@@ -26,27 +26,36 @@ fn vectors() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/quant")
 }
 
+/// ggml's output without weights for the formats new with the imatrix vectors (same input).
+fn noweights(name: &str) -> PathBuf {
+    vectors().join(format!("../imatrix/{name}.noweights.bin"))
+}
+
 #[test]
 fn gpu_kernels_match_ggml_vectors() {
     let g = gpu();
     eprintln!("adapter: {} / driver: {}", g.adapter(), g.driver());
     let bytes = std::fs::read(vectors().join("input.f32")).unwrap();
     let x: Vec<f32> = bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let mut tested = Vec::new();
     for (ty, file) in [
-        (GgmlType::F16, "f16.bin"),
-        (GgmlType::BF16, "bf16.bin"),
-        (GgmlType::Q8_0, "q8_0.bin"),
-        (GgmlType::Q4_0, "q4_0.bin"),
-        (GgmlType::Q4_1, "q4_1.bin"),
-        (GgmlType::Q5_0, "q5_0.bin"),
-        (GgmlType::Q5_1, "q5_1.bin"),
-        (GgmlType::Q2_K, "q2_K.bin"),
-        (GgmlType::Q3_K, "q3_K.bin"),
-        (GgmlType::Q4_K, "q4_K.bin"),
-        (GgmlType::Q5_K, "q5_K.bin"),
-        (GgmlType::Q6_K, "q6_K.bin"),
+        (GgmlType::F16, vectors().join("f16.bin")),
+        (GgmlType::BF16, vectors().join("bf16.bin")),
+        (GgmlType::Q8_0, vectors().join("q8_0.bin")),
+        (GgmlType::Q4_0, vectors().join("q4_0.bin")),
+        (GgmlType::Q4_1, vectors().join("q4_1.bin")),
+        (GgmlType::Q5_0, vectors().join("q5_0.bin")),
+        (GgmlType::Q5_1, vectors().join("q5_1.bin")),
+        (GgmlType::Q2_K, vectors().join("q2_K.bin")),
+        (GgmlType::Q3_K, vectors().join("q3_K.bin")),
+        (GgmlType::Q4_K, vectors().join("q4_K.bin")),
+        (GgmlType::Q5_K, vectors().join("q5_K.bin")),
+        (GgmlType::Q6_K, vectors().join("q6_K.bin")),
+        (GgmlType::IQ4_NL, noweights("iq4_nl")),
+        (GgmlType::IQ4_XS, noweights("iq4_xs")),
     ] {
-        let want = std::fs::read(vectors().join(file)).unwrap();
+        tested.push(ty);
+        let want = std::fs::read(file).unwrap();
         let got = quantize(&g, ty, &x);
         let bb = ty.block_bytes() as usize;
         let bad: Vec<usize> =
@@ -61,6 +70,8 @@ fn gpu_kernels_match_ggml_vectors() {
         );
         eprintln!("{}: {} blocks identical to ggml ({} redone on the CPU)", ty.name(), want.len() / bb, got.fallbacks);
     }
+    // Every format with a GPU kernel has its vectors here.
+    assert_eq!(tested, kiln_server::gpu::SUPPORTED);
 }
 
 #[test]

@@ -16,6 +16,7 @@ def gpu_server(tmp_path_factory, source):
     s = Server(tmp_path_factory.mktemp("models"), "--device", "gpu")
     q = httpx.get(s.url + "/api/kiln/info").json()["quantizer"]
     assert q["backend"] == "gpu" and q["self_test"] == "passed", q
+    assert {"Q4_K", "Q6_K", "IQ4_NL", "IQ4_XS"} <= set(q["gpu_types"]) and "IQ2_XXS" not in q["gpu_types"], q
     create_from(s, source)
     return s
 
@@ -54,3 +55,18 @@ def test_gemma3_270m_on_the_gpu_matches_llama_quantize(gemma_gpu, ftype):
         assert r.status == "success"
         check_against(model_blob(gemma_gpu, name), GEMMA["file_types"][ftype], True)
     print(f"gemma3-270m {ftype} on the GPU (lavapipe): {elapsed:.2f} s")
+
+
+def test_gemma3_270m_iq4_on_the_gpu_matches_llama_quantize(gemma_gpu):
+    """IQ4_XS (IQ4_NL where rows are not a multiple of 256) from its GPU kernels, against
+    llama-quantize without an imatrix, tensor for tensor."""
+    from conftest import dropped
+    from test_imatrix import NEWTYPES, check_model
+
+    c = ollama.Client(host=gemma_gpu.url)
+    with dropped(c, "gpu-iq4_xs") as name:
+        t0 = time.time()
+        assert c.create(model=name, from_="src", quantize="IQ4_XS").status == "success"
+        elapsed = time.time() - t0
+        check_model(gemma_gpu, name, NEWTYPES["IQ4_XS"], None)
+    print(f"gemma3-270m IQ4_XS on the GPU (lavapipe): {elapsed:.2f} s")

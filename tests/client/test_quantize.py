@@ -175,3 +175,4 @@ def test_kiln_info(tiny_server):
     info = httpx.get(tiny_server.url + "/api/kiln/info").json()
     assert info["quantizer"]["backend"] == "cpu"
     assert info["quantizer"]["threads"] >= 1
+    assert info["quantizer"]["gpu_types"] == []

@@ -50,6 +50,15 @@ fn device_gpu_on_lavapipe_passes_the_self_test() {
     assert_eq!(q["self_test"], "passed");
     assert!(q["adapter"].as_str().unwrap().contains("llvmpipe"), "{q}");
     assert!(q["driver"].as_str().unwrap().contains("Mesa"), "{q}");
+    // Where each type runs: the GPU kernels' types; the grid and ternary types stay on the CPU.
+    let types: Vec<&str> = q["gpu_types"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL",
+            "IQ4_XS"
+        ]
+    );
 }
 
 #[test]
@@ -60,6 +69,7 @@ fn auto_passes_over_a_software_adapter_for_the_cpu() {
     let why = q["self_test"].as_str().unwrap();
     assert!(why.starts_with("not run: only a software GPU adapter (llvmpipe"), "{why}");
     assert!(q["threads"].as_u64().unwrap() >= 1);
+    assert_eq!(q["gpu_types"], serde_json::json!([]));
 }
 
 #[test]
@@ -68,6 +78,7 @@ fn auto_with_a_failing_self_test_quantizes_on_the_cpu() {
     let q = quantizer(&s);
     assert_eq!(q["backend"], "cpu", "{q}");
     assert_eq!(q["self_test"], "failed: F16: block 3 differs from the CPU");
+    assert_eq!(q["gpu_types"], serde_json::json!([]), "nothing runs on a GPU that failed");
     assert!(q["adapter"].as_str().unwrap().contains("llvmpipe"), "{q}");
     // The same switch without the sabotage: auto takes the adapter.
     let ok = start(&[], &[SOFTWARE_OK]);

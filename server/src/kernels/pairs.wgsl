@@ -1,6 +1,7 @@
-// The entry point of the 32-value formats (q8_0.wgsl, q4_0.wgsl, q4_1.wgsl, q5_0.wgsl,
-// q5_1.wgsl): one invocation quantizes a pair of blocks, so that the pair is a whole number of
-// words (WGSL has no byte stores; every legacy block is an even number of bytes).
+// The entry point of the formats quantized a block per invocation (q8_0.wgsl, q4_0.wgsl,
+// q4_1.wgsl, q5_0.wgsl, q5_1.wgsl, iq4_nl.wgsl, iq4_xs.wgsl): one invocation quantizes a pair of
+// blocks, so that the pair is a whole number of words (WGSL has no byte stores; every such block
+// is an even number of bytes).
 
 // Bytes per block, set by the host from the format's ggml type (gpu/shader.rs): where the second
 // block starts, and half the words a pair writes.

@@ -56,6 +56,7 @@ impl Quantizer {
             driver: None,
             self_test: format!("not run: {why}"),
             threads,
+            gpu_types: Vec::new(),
         };
         Self { pool, gpu: None, info }
     }
@@ -93,6 +94,7 @@ impl Quantizer {
             driver: Some(driver.clone()),
             self_test: "passed".into(),
             threads,
+            gpu_types: gpu::SUPPORTED.iter().map(|t| t.name().to_owned()).collect(),
         };
         match test {
             Ok(report) => {
@@ -104,6 +106,7 @@ impl Quantizer {
                 tracing::error!(%adapter, %driver, "GPU self-test failed ({e}): quantizing on the CPU ({threads} threads)");
                 info.backend = QuantizerBackend::Cpu;
                 info.self_test = format!("failed: {e}");
+                info.gpu_types.clear();
                 Ok(Self { pool, gpu: None, info })
             }
         }
