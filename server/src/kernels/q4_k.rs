@@ -224,13 +224,77 @@ fn finish_k_scales_weighted(
     (d, dmin, sc)
 }
 
-fn pack(l: &[u8; 256], d: u16, dmin: u16, sc: &[u8; 12], out: &mut [u8]) {
-    out[..2].copy_from_slice(&d.to_le_bytes());
-    out[2..4].copy_from_slice(&dmin.to_le_bytes());
-    out[4..16].copy_from_slice(sc);
-    for g in 0..4 {
-        for i in 0..32 {
-            out[16 + 32 * g + i] = l[64 * g + i] | (l[64 * g + 32 + i] << 4);
+/// What tells Q4_K and Q5_K apart; the searches, the scale packing and the fast paths are
+/// shared ([`AffineBlocks`]).
+pub(super) trait AffineK {
+    /// Bytes per super-block.
+    const BYTES: usize;
+    /// The plain search's parameters (`make_qkx2_quants`).
+    const PARAMS: Qkx2;
+    /// The weighted search's largest level, and whether it clamps the sub-block scales to 63
+    /// (`quantize_row_q{4,5}_K_impl`).
+    const WEIGHTED: (i32, bool);
+    /// Writes a super-block: `d`, `dmin`, the packed scales, then the levels.
+    fn pack(l: &[u8; 256], d: u16, dmin: u16, sc: &[u8; 12], out: &mut [u8]);
+}
+
+impl AffineK for Q4K {
+    const BYTES: usize = 144;
+    const PARAMS: Qkx2 = PARAMS;
+    const WEIGHTED: (i32, bool) = (15, false);
+
+    fn pack(l: &[u8; 256], d: u16, dmin: u16, sc: &[u8; 12], out: &mut [u8]) {
+        out[..2].copy_from_slice(&d.to_le_bytes());
+        out[2..4].copy_from_slice(&dmin.to_le_bytes());
+        out[4..16].copy_from_slice(sc);
+        for g in 0..4 {
+            for i in 0..32 {
+                out[16 + 32 * g + i] = l[64 * g + i] | (l[64 * g + 32 + i] << 4);
+            }
+        }
+    }
+}
+
+/// One super-block by the plain reference search.
+pub(super) fn affine_block<K: AffineK>(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; 256];
+    let (d, dmin, sc) = quantize_k_scales(K::PARAMS, x, &mut l);
+    K::pack(&l, d, dmin, &sc, out);
+}
+
+/// A row with importance weights by the reference search: see [`quantize_k_scales_weighted`].
+pub(super) fn affine_weighted_ref<K: AffineK>(x: &[f32], w: &[f32], out: &mut [u8]) {
+    let (nmax, clamp) = K::WEIGHTED;
+    for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(K::BYTES)) {
+        let mut l = [0u8; 256];
+        let (d, dmin, sc) = quantize_k_scales_weighted(nmax, clamp, xb, qw, &mut l);
+        K::pack(&l, d, dmin, &sc, ob);
+    }
+}
+
+/// The fast paths' bodies (the searches over eight sub-blocks in lanes), compiled once plainly
+/// and once for AVX2 by [`dispatch`] and [`dispatch_weighted`].
+pub(super) struct AffineBlocks<K>(core::marker::PhantomData<K>);
+
+impl<K: AffineK> SimdBody for AffineBlocks<K> {
+    #[inline(always)]
+    fn body(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(K::BYTES)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_x8(K::PARAMS, xb, &mut l);
+            K::pack(&l, d, dmin, &sc, ob);
+        }
+    }
+}
+
+impl<K: AffineK> SimdWeighted for AffineBlocks<K> {
+    #[inline(always)]
+    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
+        let (nmax, clamp) = K::WEIGHTED;
+        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(K::BYTES)) {
+            let mut l = [0u8; 256];
+            let (d, dmin, sc) = quantize_k_scales_weighted_x8(nmax, clamp, xb, qw, &mut l);
+            K::pack(&l, d, dmin, &sc, ob);
         }
     }
 }
@@ -239,55 +303,21 @@ impl BlockFormat for Q4K {
     const TYPE: GgmlType = GgmlType::Q4_K;
 
     fn quantize_block(x: &[f32], out: &mut [u8]) {
-        let mut l = [0u8; 256];
-        let (d, dmin, sc) = quantize_k_scales(PARAMS, x, &mut l);
-        pack(&l, d, dmin, &sc, out);
+        affine_block::<Self>(x, out);
     }
 
     fn quantize_blocks(x: &[f32], out: &mut [u8]) {
-        dispatch::<Fast>(x, out);
+        dispatch::<AffineBlocks<Self>>(x, out);
     }
 
     /// `quantize_row_q4_K_impl`: see [`quantize_k_scales_weighted`].
     fn quantize_row_weighted_ref(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
-            let mut l = [0u8; 256];
-            let (d, dmin, sc) = quantize_k_scales_weighted(15, false, xb, qw, &mut l);
-            pack(&l, d, dmin, &sc, ob);
-        }
+        affine_weighted_ref::<Self>(x, w, out);
         true
     }
 
     fn quantize_row_weighted(x: &[f32], w: &[f32], out: &mut [u8]) -> bool {
-        dispatch_weighted::<FastWeighted>(x, w, out);
+        dispatch_weighted::<AffineBlocks<Self>>(x, w, out);
         true
-    }
-}
-
-/// The weighted fast path's body, compiled once plainly and once for AVX2.
-struct FastWeighted;
-
-impl SimdWeighted for FastWeighted {
-    #[inline(always)]
-    fn body(x: &[f32], w: &[f32], out: &mut [u8]) {
-        for ((xb, qw), ob) in x.chunks_exact(256).zip(w.chunks_exact(256)).zip(out.chunks_exact_mut(144)) {
-            let mut l = [0u8; 256];
-            let (d, dmin, sc) = quantize_k_scales_weighted_x8(15, false, xb, qw, &mut l);
-            pack(&l, d, dmin, &sc, ob);
-        }
-    }
-}
-
-/// The fast path's body, compiled once plainly and once for AVX2 by [`dispatch`].
-struct Fast;
-
-impl SimdBody for Fast {
-    #[inline(always)]
-    fn body(x: &[f32], out: &mut [u8]) {
-        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(144)) {
-            let mut l = [0u8; 256];
-            let (d, dmin, sc) = quantize_k_scales_x8(PARAMS, xb, &mut l);
-            pack(&l, d, dmin, &sc, ob);
-        }
     }
 }
