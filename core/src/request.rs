@@ -384,9 +384,13 @@ pub struct QuantizerInfo {
     /// CPU quantizer threads.
     pub threads: usize,
     /// The tensor types quantized on the GPU (when `backend` is `gpu`; empty otherwise): every
-    /// other type, and every type quantized with an importance matrix, runs on the CPU.
+    /// other type runs on the CPU.
     #[serde(default)]
     pub gpu_types: Vec<String>,
+    /// Those of `gpu_types` that also run on the GPU with an importance matrix; the others'
+    /// weighted tensors run on the CPU.
+    #[serde(default)]
+    pub gpu_weighted_types: Vec<String>,
 }
 
 /// `GET /api/kiln/info`.
@@ -479,11 +483,12 @@ mod tests {
                 self_test: "not run: --device cpu".into(),
                 threads: 4,
                 gpu_types: vec![],
+                gpu_weighted_types: vec![],
             },
         };
         assert_eq!(
             serde_json::to_string(&info).unwrap(),
-            r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4,"gpu_types":[]}}"#
+            r#"{"quantizer":{"backend":"cpu","adapter":null,"driver":null,"self_test":"not run: --device cpu","threads":4,"gpu_types":[],"gpu_weighted_types":[]}}"#
         );
         assert_eq!(serde_json::to_value(QuantizerBackend::Gpu).unwrap(), Value::from("gpu".to_owned()));
     }

@@ -157,7 +157,7 @@ fn gpu_kernels(raw: &[u8]) {
     for ty in crate::gpu::SUPPORTED {
         let mut fallbacks = 0;
         let mut failed = None;
-        let d = time_best(3, || match crate::quantize::backend::convert_on_gpu(&gpu, GgmlType::F16, ty, raw) {
+        let d = time_best(3, || match crate::quantize::backend::convert_on_gpu(&gpu, GgmlType::F16, ty, raw, None) {
             Ok(q) => fallbacks = q.fallbacks,
             Err(e) => failed = Some(e),
         });

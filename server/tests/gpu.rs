@@ -19,7 +19,7 @@ fn gpu() -> Gpu {
 
 /// F32 values through the GPU, flagged blocks redone on the CPU: what a create writes.
 fn quantize(g: &Gpu, ty: GgmlType, x: &[f32]) -> Converted {
-    convert_on_gpu(g, GgmlType::F32, ty, bytemuck::cast_slice(x)).unwrap()
+    convert_on_gpu(g, GgmlType::F32, ty, bytemuck::cast_slice(x), None).unwrap()
 }
 
 fn vectors() -> PathBuf {
@@ -128,7 +128,7 @@ fn sixteen_bit_sources_are_widened_on_the_device() {
         let mut wide = vec![0f32; x.len()];
         kiln_server::quantize::widen::widen(src_ty, raw, &mut wide);
         for ty in kiln_server::gpu::SUPPORTED {
-            let got = convert_on_gpu(&g, src_ty, ty, raw).unwrap();
+            let got = convert_on_gpu(&g, src_ty, ty, raw, None).unwrap();
             let mut want = vec![0u8; got.bytes.len()];
             kernels::quantize(ty, &wide, &mut want).unwrap();
             assert!(got.bytes == want, "{} from {}: GPU bytes differ from the CPU", ty.name(), src_ty.name());
@@ -149,5 +149,102 @@ fn inputs_split_into_many_pieces() {
         let mut want = vec![0u8; got.bytes.len()];
         kernels::quantize(ty, &x[..n], &mut want).unwrap();
         assert!(got.bytes == want, "{} in pieces", ty.name());
+    }
+}
+
+/// Little-endian f32s from a vectors file.
+fn floats(path: PathBuf) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// `shared/vectors/imatrix`: each input row with its own importance row, one call per row as
+/// ggml made them, through every kernel with a weighted path.
+#[test]
+fn weighted_gpu_kernels_match_ggml_imatrix_vectors() {
+    let g = gpu();
+    let x = floats(vectors().join("input.f32"));
+    let w = floats(vectors().join("../imatrix/weights.f32"));
+    assert_eq!(x.len(), w.len());
+    assert!(!kiln_server::gpu::SUPPORTED_WEIGHTED.is_empty());
+    let mut failed = Vec::new();
+    for ty in kiln_server::gpu::SUPPORTED_WEIGHTED {
+        let name = ty.name().to_lowercase().replace("_k", "_K");
+        let want = std::fs::read(vectors().join(format!("../imatrix/{name}.bin"))).unwrap();
+        let row_bytes = ty.block_bytes() as usize * 256 / ty.block_elems() as usize;
+        assert_eq!(want.len(), x.len() / 256 * row_bytes, "{name}");
+        let (mut bad, mut fallbacks) = (Vec::new(), 0);
+        for (r, (xr, wr)) in x.chunks_exact(256).zip(w.chunks_exact(256)).enumerate() {
+            let got = convert_on_gpu(&g, GgmlType::F32, ty, bytemuck::cast_slice(xr), Some(wr)).unwrap();
+            fallbacks += got.fallbacks;
+            if got.bytes != want[r * row_bytes..(r + 1) * row_bytes] {
+                bad.push(r);
+            }
+        }
+        if bad.is_empty() {
+            eprintln!("{}: 512 weighted rows identical to ggml ({fallbacks} blocks redone on the CPU)", ty.name());
+        } else {
+            failed.push(format!(
+                "{}: {} of 512 weighted rows differ, first {:?}",
+                ty.name(),
+                bad.len(),
+                &bad[..bad.len().min(8)]
+            ));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// One importance vector shared by many rows, in pieces of one workgroup: every piece finds its
+/// place in the row, and the CPU's bytes come out; without weights the same kernels still give
+/// the plain bytes.
+#[test]
+fn weighted_rows_in_many_pieces() {
+    let mut g = gpu();
+    g.limit_piece(1);
+    // 44 rows of 256: 11 rows of 1024.
+    let x = selftest::corpus(4);
+    for w in selftest::importance(1024) {
+        for ty in kiln_server::gpu::SUPPORTED_WEIGHTED {
+            let got = convert_on_gpu(&g, GgmlType::F32, ty, bytemuck::cast_slice(&x), Some(&w)).unwrap();
+            let mut want = vec![0u8; got.bytes.len()];
+            kernels::quantize_weighted(ty, &x, &w, &mut want).unwrap();
+            let bb = ty.block_bytes() as usize;
+            let bad = got.bytes.chunks_exact(bb).zip(want.chunks_exact(bb)).position(|(g, w)| g != w);
+            assert!(bad.is_none(), "{} weighted, in pieces: block {bad:?} differs", ty.name());
+        }
+    }
+}
+
+#[test]
+fn weights_for_a_kernel_without_a_weighted_path_are_refused() {
+    let g = gpu();
+    let x = selftest::corpus(1);
+    let w = vec![1.0f32; 256];
+    let err = g.submit(GgmlType::F32, GgmlType::Q8_0, bytemuck::cast_slice(&x), Some(&w)).unwrap_err();
+    assert_eq!(err.to_string(), "Q8_0: no GPU kernel for 256 importance weights");
+    let err = g.submit(GgmlType::F32, GgmlType::Q4_K, bytemuck::cast_slice(&x), Some(&w[..100])).unwrap_err();
+    assert_eq!(err.to_string(), "Q4_K: no GPU kernel for 100 importance weights");
+}
+
+/// The quantizer a server runs with `--device gpu`: a weighted chunk of a type with a weighted
+/// kernel goes to the GPU, one without (IQ4_XS for now) to the CPU, and both give the CPU's bytes.
+#[test]
+fn the_quantizer_sends_weighted_chunks_where_a_kernel_takes_them() {
+    use kiln_server::config::Device;
+    use kiln_server::quantize::backend::Quantizer;
+
+    let pool = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
+    let q = Quantizer::start(Device::Gpu, pool, 2).unwrap();
+    assert_eq!(q.info().gpu_weighted_types, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]);
+    let x = selftest::corpus(4);
+    let w = &selftest::importance(1024)[0];
+    for (ty, on_gpu) in [(GgmlType::Q4_K, true), (GgmlType::Q6_K, true), (GgmlType::IQ4_XS, false)] {
+        let raw = bytemuck::cast_slice(&x).to_vec();
+        let got = q.finish(q.submit(GgmlType::F32, ty, raw, Some(w)).unwrap()).unwrap();
+        assert_eq!(got.on_gpu, on_gpu, "{}", ty.name());
+        let mut want = vec![0u8; got.bytes.len()];
+        kernels::quantize_weighted(ty, &x, w, &mut want).unwrap();
+        assert!(got.bytes == want, "{} weighted through the quantizer", ty.name());
     }
 }

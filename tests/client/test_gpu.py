@@ -70,3 +70,25 @@ def test_gemma3_270m_iq4_on_the_gpu_matches_llama_quantize(gemma_gpu):
         elapsed = time.time() - t0
         check_model(gemma_gpu, name, NEWTYPES["IQ4_XS"], None)
     print(f"gemma3-270m IQ4_XS on the GPU (lavapipe): {elapsed:.2f} s")
+
+
+@pytest.mark.parametrize("ftype", ["Q4_K_M", "Q2_K"])
+def test_gemma3_270m_with_an_imatrix_on_the_gpu_matches_llama_quantize(gemma_gpu, ftype):
+    """The K-quants' importance-weighted kernels (quantize_row_q*_K_impl) on the GPU, against
+    llama-quantize --imatrix, tensor for tensor: Q4_K_M, the common choice, runs Q4_K's and Q6_K's;
+    a Q2_K file's 1024-wide tensors are Q3_K. (The 640-wide tensors fall back to legacy types,
+    whose weighted chunks run on the CPU.)"""
+
+    from conftest import dropped
+    from test_imatrix import EXPECTED, FIX, check_model, create
+
+    c = ollama.Client(host=gemma_gpu.url)
+    q = httpx.get(gemma_gpu.url + "/api/kiln/info").json()["quantizer"]
+    assert {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"} <= set(q["gpu_weighted_types"]), q
+    digest = c.create_blob(str(FIX / "gemma3-270m-gpl3.imatrix.gguf"))
+    with dropped(c, f"gpu-im-{ftype.lower()}") as name:
+        t0 = time.time()
+        assert create(c, model=name, **{"from": "src"}, quantize=ftype, imatrix=digest).status == "success"
+        elapsed = time.time() - t0
+        check_model(gemma_gpu, name, EXPECTED[ftype], digest)
+    print(f"gemma3-270m {ftype} with an imatrix on the GPU (lavapipe): {elapsed:.2f} s")

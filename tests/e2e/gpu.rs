@@ -59,6 +59,8 @@ fn device_gpu_on_lavapipe_passes_the_self_test() {
             "IQ4_XS"
         ]
     );
+    // With an importance matrix: the K-quants' weighted kernels.
+    assert_eq!(q["gpu_weighted_types"], serde_json::json!(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]));
 }
 
 #[test]
@@ -70,6 +72,7 @@ fn auto_passes_over_a_software_adapter_for_the_cpu() {
     assert!(why.starts_with("not run: only a software GPU adapter (llvmpipe"), "{why}");
     assert!(q["threads"].as_u64().unwrap() >= 1);
     assert_eq!(q["gpu_types"], serde_json::json!([]));
+    assert_eq!(q["gpu_weighted_types"], serde_json::json!([]));
 }
 
 #[test]
@@ -79,6 +82,7 @@ fn auto_with_a_failing_self_test_quantizes_on_the_cpu() {
     assert_eq!(q["backend"], "cpu", "{q}");
     assert_eq!(q["self_test"], "failed: F16: block 3 differs from the CPU");
     assert_eq!(q["gpu_types"], serde_json::json!([]), "nothing runs on a GPU that failed");
+    assert_eq!(q["gpu_weighted_types"], serde_json::json!([]));
     assert!(q["adapter"].as_str().unwrap().contains("llvmpipe"), "{q}");
     // The same switch without the sabotage: auto takes the adapter.
     let ok = start(&[], &[SOFTWARE_OK]);

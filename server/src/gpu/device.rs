@@ -82,6 +82,7 @@ fn bind_group_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
             buffer(1, storage(false)),
             buffer(2, storage(false)),
             buffer(3, wgpu::BufferBindingType::Uniform),
+            buffer(4, storage(true)),
         ],
     })
 }

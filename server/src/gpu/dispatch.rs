@@ -46,6 +46,28 @@ struct Piece {
     done: mpsc::Receiver<Result<(), wgpu::BufferAsyncError>>,
 }
 
+/// What one piece's dispatch is told (`exact.wgsl`'s `Params`) and its importance vector.
+struct Args<'a> {
+    /// Source kind (`exact.wgsl`'s `val`).
+    kind: u32,
+    /// Units in the piece.
+    units: usize,
+    /// Values per importance row; 0 without weights.
+    row: usize,
+    /// Where in its row the piece's first value sits.
+    at: usize,
+    /// The importance vector (a placeholder word without one).
+    wts: &'a wgpu::Buffer,
+}
+
+impl Args<'_> {
+    /// `Params` as the uniform holds it: zero, units, kind, row, first and padding to 32 bytes.
+    fn params(&self) -> Result<[u32; 8], GpuError> {
+        let word = |v: usize| u32::try_from(v).map_err(|_| GpuError::Dispatch { groups: v });
+        Ok([0, word(self.units)?, self.kind, word(self.row)?, word(self.at)?, 0, 0, 0])
+    }
+}
+
 /// The `kind` the kernels read (`exact.wgsl`'s `val`) and the bytes per source value.
 fn source(src_ty: GgmlType) -> Result<(u32, usize), GpuError> {
     match src_ty {
@@ -62,10 +84,27 @@ impl Gpu {
     /// and returns without waiting: the caller prepares the next chunk while the device works,
     /// then calls [`Gpu::finish`]. Source type first, as everywhere in the quantizer.
     ///
+    /// `weights`: a tensor's importance vector, one row's worth shared by every row (what
+    /// `kernels::quantize_weighted` takes); `raw` then starts at a row's start.
+    ///
     /// # Errors
-    /// An unsupported target or source type, or input that is not whole blocks.
-    pub fn submit(&self, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Pending, GpuError> {
+    /// An unsupported target or source type, weights for a kernel without a weighted path or
+    /// not whole blocks, or input that is not whole blocks.
+    pub fn submit(
+        &self,
+        src_ty: GgmlType,
+        dst_ty: GgmlType,
+        raw: &[u8],
+        weights: Option<&[f32]>,
+    ) -> Result<Pending, GpuError> {
         let kernel = self.kernels.get(&dst_ty).ok_or(GpuError::Unsupported(dst_ty.name()))?;
+        if let Some(w) = weights
+            && (!self.supports_weighted(dst_ty)
+                || w.is_empty()
+                || !w.len().is_multiple_of(dst_ty.block_elems() as usize))
+        {
+            return Err(GpuError::Weights { ty: dst_ty.name(), len: w.len() });
+        }
         let (kind, src_size) = source(src_ty)?;
         let block_elems = dst_ty.block_elems() as usize;
         let n = raw.len() / src_size;
@@ -78,6 +117,17 @@ impl Gpu {
             });
         }
         let (elems, _) = kernel.shader.unit();
+        // One upload of the importance vector serves every piece; a dispatch without one binds a
+        // word the kernels never read (the layout has the binding either way).
+        let (row, wts) = match weights {
+            Some(w) => (w.len(), bytemuck::cast_slice::<f32, u8>(w)),
+            None => (0, &[0u8; 4][..]),
+        };
+        let wts = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("weights"),
+            contents: wts,
+            usage: wgpu::BufferUsages::STORAGE,
+        });
         // Units per piece: bounded by the binding size of the input and by one dispatch. A unit
         // is whole blocks, so pieces are too.
         let per_piece =
@@ -97,7 +147,9 @@ impl Gpu {
                 &padded
             };
             let blocks = take / block_elems;
-            pieces.push(self.launch(kernel, kind, input, units, first, blocks)?);
+            let at = if row == 0 { 0 } else { first * block_elems % row };
+            let args = Args { kind, units, row, at, wts: &wts };
+            pieces.push(self.launch(kernel, input, &args, first, blocks)?);
             first += blocks;
         }
         Ok(Pending { ty: dst_ty, blocks: n / block_elems, pieces })
@@ -129,12 +181,12 @@ impl Gpu {
     fn launch(
         &self,
         kernel: &Kernel,
-        kind: u32,
         input: &[u8],
-        units: usize,
+        args: &Args<'_>,
         first: usize,
         blocks: usize,
     ) -> Result<Piece, GpuError> {
+        let units = args.units;
         let shader: Shader = kernel.shader;
         let groups = shader.groups(units);
         let gx =
@@ -163,7 +215,7 @@ impl Gpu {
         });
         let params = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("params"),
-            contents: bytemuck::cast_slice(&[0u32, u32::try_from(units).unwrap_or(u32::MAX), kind, 0]),
+            contents: bytemuck::cast_slice(&args.params()?),
             usage: wgpu::BufferUsages::UNIFORM,
         });
         let bind = d.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -174,6 +226,7 @@ impl Gpu {
                 wgpu::BindGroupEntry { binding: 1, resource: dst.as_entire_binding() },
                 wgpu::BindGroupEntry { binding: 2, resource: fallback.as_entire_binding() },
                 wgpu::BindGroupEntry { binding: 3, resource: params.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 4, resource: args.wts.as_entire_binding() },
             ],
         });
         let readback = |label, size| {

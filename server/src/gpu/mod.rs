@@ -50,6 +50,34 @@ pub const SUPPORTED: [GgmlType; GPU_FORMATS] = {
     out
 };
 
+/// How many rows of [`FORMATS`] run their weighted path on the GPU.
+const GPU_WEIGHTED: usize = {
+    let mut n = 0;
+    let mut i = 0;
+    while i < FORMATS.len() {
+        if FORMATS[i].gpu.is_some() && FORMATS[i].gpu_weighted {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// The formats whose GPU kernel also quantizes with importance weights (an imatrix); the other
+/// formats' weighted chunks run on the CPU.
+pub const SUPPORTED_WEIGHTED: [GgmlType; GPU_WEIGHTED] = {
+    let mut out = [GgmlType::F32; GPU_WEIGHTED];
+    let (mut i, mut n) = (0, 0);
+    while i < FORMATS.len() {
+        if FORMATS[i].gpu.is_some() && FORMATS[i].gpu_weighted {
+            out[n] = FORMATS[i].ty;
+            n += 1;
+        }
+        i += 1;
+    }
+    out
+};
+
 /// Why the GPU path is not available or failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GpuError {
@@ -76,6 +104,15 @@ pub enum GpuError {
     /// A source type the kernels do not read (F32, F16 and BF16 only).
     #[error("GPU kernels read F32, F16 or BF16, not {0}")]
     Source(&'static str),
+    /// Importance weights for a kernel without a weighted path, or weights that are not whole
+    /// blocks.
+    #[error("{ty}: no GPU kernel for {len} importance weights")]
+    Weights {
+        /// Target type.
+        ty: &'static str,
+        /// Weights given.
+        len: usize,
+    },
     /// Input that is not whole source values and whole target blocks.
     #[error("{ty}: {bytes} bytes of {src} are not whole {block}-value blocks")]
     Shape {
@@ -139,6 +176,12 @@ impl Gpu {
     #[must_use]
     pub fn supports(&self, ty: GgmlType) -> bool {
         self.kernels.contains_key(&ty)
+    }
+
+    /// Whether the kernel for `ty` also runs its importance-weighted path.
+    #[must_use]
+    pub fn supports_weighted(&self, ty: GgmlType) -> bool {
+        self.supports(ty) && SUPPORTED_WEIGHTED.contains(&ty)
     }
 
     /// Caps the units of one dispatch, so that tests can make small inputs take several pieces.

@@ -9,7 +9,13 @@ struct Params {
     units: u32,
     // The source values in `src`: 0 = F32, 1 = F16, 2 = BF16 (two per word, low half first).
     kind: u32,
-    pad: u32,
+    // Values per row of the importance vector in `wts`; 0 when there is none.
+    row: u32,
+    // Where in its row this dispatch's first value sits.
+    first: u32,
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
@@ -17,6 +23,8 @@ struct Params {
 // fallback[0]: count; fallback[1..]: indices of blocks the host must redo.
 @group(0) @binding(2) var<storage, read_write> fallback: array<atomic<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
+// The tensor's importance vector (f32 bits), one row's worth shared by every row (an imatrix).
+@group(0) @binding(4) var<storage, read> wts: array<u32>;
 
 // The f32 bits of source value i, widened exactly as the host would (quantize/widen.rs).
 fn val(i: u32) -> u32 {
@@ -28,6 +36,23 @@ fn val(i: u32) -> u32 {
         return h << 16u;
     }
     return bitcast<u32>(f16_to_f32(h));
+}
+
+// Whether this dispatch quantizes with importance weights.
+fn weighted() -> bool {
+    return params.row != 0u;
+}
+
+// The f32 bits of source value i's importance weight (weighted dispatches only).
+fn imp(i: u32) -> u32 {
+    return wts[(params.first + i) % params.row];
+}
+
+// Importance values the weighted kernels take: finite, not subnormal, at most 2^40 (real
+// matrices stay far below; above it the searches' sums of weight × level² could leave the
+// finite range, where WGSL promises no IEEE infinities). Others send their block to the CPU.
+fn weight_ok(u: u32) -> bool {
+    return !is_awkward(u) && bitcast<f32>(u & 0x7FFFFFFFu) <= 1099511627776.0;
 }
 
 // binary16 bits → f32, integer only; NaNs quieted as the `half` crate and F16C do.
@@ -160,6 +185,55 @@ fn div_pos(a: f32, b: f32) -> Quot {
         return Quot(0.0, false);
     }
     return Quot(bitcast<f32>((u32(e) << 23u) | (m & 0x7FFFFFu)), true);
+}
+
+// The correctly rounded square root of a non-negative normal float (or zero): digit-by-digit
+// on the 24-bit significand, then round to nearest with a sticky bit. ok = false for a
+// negative, subnormal or non-finite input.
+fn sqrt_exact(v: f32) -> Quot {
+    let u = bitcast<u32>(v);
+    if (u & 0x7FFFFFFFu) == 0u {
+        return Quot(v, true);
+    }
+    let e = i32(u >> 23u);
+    if e == 0 || e >= 255 {
+        return Quot(0.0, false);
+    }
+    // v = m * 2^ex with ex even and m in [2^23, 2^25).
+    var m = (u & 0x7FFFFFu) | 0x800000u;
+    var ex = e - 150;
+    if (ex & 1) != 0 {
+        m = m << 1u;
+        ex = ex - 1;
+    }
+    // R = m * 2^s in [2^48, 2^50), so that its root has 25 bits (24 and a round bit).
+    let s = select(24, 26, m < 0x1000000u);
+    var rem = 0u;
+    var root = 0u;
+    for (var i = 0; i < 25; i = i + 1) {
+        let p = 48 - 2 * i - s;
+        var two = 0u;
+        if p >= 0 {
+            two = (m >> u32(p)) & 3u;
+        }
+        rem = (rem << 2u) | two;
+        let trial = (root << 2u) | 1u;
+        root = root << 1u;
+        if rem >= trial {
+            rem = rem - trial;
+            root = root | 1u;
+        }
+    }
+    var r = root >> 1u;
+    var be = 127 + 24 + (ex - s) / 2;
+    if (root & 1u) == 1u && (rem != 0u || (r & 1u) == 1u) {
+        r = r + 1u;
+        if r == 0x1000000u {
+            r = r >> 1u;
+            be = be + 1;
+        }
+    }
+    return Quot(bitcast<f32>((u32(be) << 23u) | (r & 0x7FFFFFu)), true);
 }
 
 // Below 2^-40 a block's intermediates can go subnormal: such blocks go to the CPU (§3.6 item 6).

@@ -10,6 +10,10 @@
 // (div), except rne(a / b) of the requantization, which takes the hardware quotient only when it
 // is far from a rounding tie (rne_div); sqrt is exact (sqrt_exact). Anything these helpers cannot
 // do exactly sets `oops`, and the host redoes that super-block on the CPU.
+//
+// With an importance vector (exact.wgsl's weighted()), the formats take the searches of
+// ggml's quantize_row_*_impl instead: load_sub also loads the sub-block's importance values
+// into qs, and sub_search / super_step choose.
 
 const SBS: u32 = 64u / SUBS;
 const EPS: f32 = 1e-15;
@@ -21,6 +25,8 @@ var<workgroup> s_sc: array<f32, 64>;
 var<workgroup> s_off: array<f32, 64>;
 var<workgroup> s_dj: array<f32, 64>;
 var<workgroup> s_dm: array<f32, 64>;
+// Per sub-block, weighted searches only: the sum of its weights.
+var<workgroup> s_sw: array<f32, 64>;
 // Per super-block: header bytes (scales, d, dmin) as the format lays them out.
 var<workgroup> hdr: array<u32, 160>;
 var<workgroup> bad: array<atomic<u32>, 8>;
@@ -30,6 +36,14 @@ var<private> xs: array<f32, 32>;
 var<private> ws: array<f32, 32>;
 var<private> la: array<u32, 32>;
 var<private> ls: array<i32, 16>;
+// The sub-block's importance values (weighted dispatches).
+var<private> qs: array<f32, 32>;
+// The first source value of this invocation's super-block.
+var<private> base: u32;
+// make_qp_quants' values, weights and levels (the weighted super-block steps).
+var<private> qp_x: array<f32, 16>;
+var<private> qp_w: array<f32, 16>;
+var<private> qp_l: array<u32, 16>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t: u32) {
@@ -44,7 +58,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     }
     workgroupBarrier();
     oops = false;
-    load_sub(block * 256u + j * SUB);
+    base = block * 256u;
+    load_sub(base + j * SUB);
     sub_search(sb, j);
     if oops {
         atomicOr(&bad[sb], 1u);
@@ -92,6 +107,36 @@ fn load_sub(x0: u32) {
     if amax > 0.0 && amax < TINY {
         oops = true;
     }
+    if weighted() {
+        for (var i = 0u; i < SUB; i = i + 1u) {
+            let u = imp(x0 + i);
+            if !weight_ok(u) {
+                oops = true;
+            }
+            qs[i] = bitcast<f32>(u);
+        }
+    }
+}
+
+// Σx² over the super-block in index order (sum_x2 of the weighted K-quant paths).
+fn super_sum_sq() -> f32 {
+    var s = 0.0;
+    for (var i = 0u; i < 256u; i = i + 1u) {
+        let v = bitcast<f32>(val(base + i));
+        s = s + opaque(v * v);
+    }
+    return s;
+}
+
+// The weighted paths' weights qw·sqrt(σ² + x²) into ws[0..SUB]; returns their sum in order,
+// the sub-block's weight in the super-block step.
+fn importance_weights(sigma2: f32) -> f32 {
+    var sw = 0.0;
+    for (var i = 0u; i < SUB; i = i + 1u) {
+        ws[i] = qs[i] * sqrt_k(sigma2 + opaque(xs[i] * xs[i]));
+        sw = sw + ws[i];
+    }
+    return sw;
 }
 
 // ggml's nearest_int (ties to even), valid where the magic-number trick is.
@@ -134,53 +179,13 @@ fn rne_div(a: f32, b: f32) -> i32 {
     return rne(div(a, b));
 }
 
-// The correctly rounded square root of a non-negative normal float (or zero): digit-by-digit
-// on the 24-bit significand, then round to nearest with a sticky bit.
-fn sqrt_exact(v: f32) -> f32 {
-    let u = bitcast<u32>(v);
-    if (u & 0x7FFFFFFFu) == 0u {
-        return v;
-    }
-    let e = i32(u >> 23u);
-    if e == 0 || e >= 255 {
+// exact.wgsl's sqrt_exact; an input it cannot take is the CPU's.
+fn sqrt_k(v: f32) -> f32 {
+    let r = sqrt_exact(v);
+    if !r.ok {
         oops = true;
-        return 0.0;
     }
-    // v = m * 2^ex with ex even and m in [2^23, 2^25).
-    var m = (u & 0x7FFFFFu) | 0x800000u;
-    var ex = e - 150;
-    if (ex & 1) != 0 {
-        m = m << 1u;
-        ex = ex - 1;
-    }
-    // R = m * 2^s in [2^48, 2^50), so that its root has 25 bits (24 and a round bit).
-    let s = select(24, 26, m < 0x1000000u);
-    var rem = 0u;
-    var root = 0u;
-    for (var i = 0; i < 25; i = i + 1) {
-        let p = 48 - 2 * i - s;
-        var two = 0u;
-        if p >= 0 {
-            two = (m >> u32(p)) & 3u;
-        }
-        rem = (rem << 2u) | two;
-        let trial = (root << 2u) | 1u;
-        root = root << 1u;
-        if rem >= trial {
-            rem = rem - trial;
-            root = root | 1u;
-        }
-    }
-    var r = root >> 1u;
-    var be = 127 + 24 + (ex - s) / 2;
-    if (root & 1u) == 1u && (rem != 0u || (r & 1u) == 1u) {
-        r = r + 1u;
-        if r == 0x1000000u {
-            r = r >> 1u;
-            be = be + 1;
-        }
-    }
-    return bitcast<f32>((u32(be) << 23u) | (r & 0x7FFFFFu));
+    return r.v;
 }
 
 // i32 → its low byte read as i8.
@@ -196,8 +201,9 @@ fn clear_quants(l0: u32, n: u32) {
 }
 
 // make_qkx2_quants over xs/ws[0..n] (§2.5.3); the best quants go to lq[l0..]. Returns
-// (scale, offset).
-fn qkx2(n: u32, nmax: i32, rmin: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f32> {
+// (scale, offset). With rmin -0.9, rdelta 0.05 and 36 steps it is also make_qkx3_quants, the
+// weighted paths' search (ggml.rs: the same steps for any input).
+fn qkx2(n: u32, nmax: i32, rmin: f32, rdelta: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f32> {
     var mn = xs[0];
     var mx = xs[0];
     var sw = ws[0];
@@ -234,8 +240,10 @@ fn qkx2(n: u32, nmax: i32, rmin: f32, nstep: i32, mad: bool, l0: u32) -> vec2<f3
         best = best + opaque(ws[i] * e);
     }
     for (var k = 0; k <= nstep; k = k + 1) {
-        // mn is the best offset so far, as in ggml (it moves when a candidate wins).
-        iscale = div((rmin + opaque(0.1 * f32(k))) + nmaxf, mx - mn);
+        // mn is the best offset so far, as in ggml (it moves when a candidate wins). The inner sum
+        // is opaque too: a compiler folding the constants rmin and nmax into one (the inner sum
+        // plus 2.1, say, for -0.9 and 3) rounds differently; lavapipe does.
+        iscale = div(opaque(rmin + opaque(rdelta * f32(k))) + nmaxf, mx - mn);
         var sl = 0.0;
         var sl2 = 0.0;
         var sxl = 0.0;
@@ -292,35 +300,38 @@ fn argabsmax16() -> vec2<f32> {
     return vec2<f32>(m, amax);
 }
 
-// One pass of make_qx_quants at inverse scale `is`: (sumlx, suml2).
+// One pass of make_qx_quants at inverse scale `is` with weights ws: (sumlx, suml2).
 fn qx_pass(is: f32, nmax: i32) -> vec2<f32> {
     var sumlx = 0.0;
     var suml2 = 0.0;
     for (var i = 0u; i < 16u; i = i + 1u) {
         let q = f32(clamp(rne(is * xs[i]), -nmax, nmax - 1));
-        let w = xs[i] * xs[i];
+        let w = ws[i];
         sumlx = sumlx + opaque((w * xs[i]) * q);
         suml2 = suml2 + opaque((w * q) * q);
     }
     return vec2<f32>(sumlx, suml2);
 }
 
-fn qx_fill(is: f32, nmax: i32, l0: u32) {
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        lq[l0 + i] = u32(clamp(rne(is * xs[i]), -nmax, nmax - 1) + nmax);
+// The level of x at inverse scale `is`, biased to 0..2·nmax; 0 for an all-zero fit (is = 0).
+fn qx_level(is: f32, nmax: i32, x: f32) -> u32 {
+    if is == 0.0 {
+        return 0u;
     }
+    return u32(clamp(rne(is * x), -nmax, nmax - 1) + nmax);
 }
 
-// make_qx_quants(16, nmax, xs, rmse_type 1) (§2.5.1); quants to lq[l0..]. Returns the scale.
-fn qx(nmax: i32, l0: u32) -> f32 {
+// make_qx_quants(16, nmax, xs, rmse_type 1, ws) (§2.5.1) up to its levels: (scale, the best
+// inverse scale), (0, 0) when the values are all below EPS. ws is x² without an importance
+// vector (rmse_type 1), the weights with one.
+fn qx_fit(nmax: i32) -> vec2<f32> {
     let ma = argabsmax16();
     if ma.y < EPS {
-        clear_quants(l0, 16u);
-        return 0.0;
+        return vec2<f32>(0.0, 0.0);
     }
     let nmaxf = f32(nmax);
     var is = div(-nmaxf, ma.x);
-    qx_fill(is, nmax, l0);
+    var best_is = is;
     var p = qx_pass(is, nmax);
     var scale = 0.0;
     if p.y != 0.0 {
@@ -334,12 +345,21 @@ fn qx(nmax: i32, l0: u32) -> f32 {
         is = div(-(nmaxf + opaque(0.1 * f32(k))), ma.x);
         p = qx_pass(is, nmax);
         if p.y > 0.0 && p.x * p.x > best * p.y {
-            qx_fill(is, nmax, l0);
+            best_is = is;
             scale = div(p.x, p.y);
             best = scale * p.x;
         }
     }
-    return scale;
+    return vec2<f32>(scale, best_is);
+}
+
+// make_qx_quants over the sub-block in xs/ws; quants to lq[l0..]. Returns the scale.
+fn qx(nmax: i32, l0: u32) -> f32 {
+    let f = qx_fit(nmax);
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        lq[l0 + i] = qx_level(f.y, nmax, xs[i]);
+    }
+    return f.x;
 }
 
 // make_q3_quants(16, nmax, xs, do_rmse) (§2.5.2); quants (biased) to lq[l0..]. Returns the scale.
@@ -394,65 +414,188 @@ fn q3s(nmax: i32, l0: u32) -> f32 {
     return 0.0;
 }
 
-// Q4_K and Q5_K: weights av + |x| with av = sqrt(Σx² / 32), then QKX2.
+// Q4_K and Q5_K: weights av + |x| with av = sqrt(Σx² / 32), then QKX2. With an importance
+// vector (quantize_row_q{4,5}_K_impl): weights qw·sqrt(σ² + x²) with σ² twice the super-block's
+// mean square, then make_qkx3_quants.
 fn k_search(sb: u32, j: u32, nmax: i32, rmin: f32, nstep: i32) {
-    var s2 = 0.0;
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        s2 = s2 + opaque(xs[i] * xs[i]);
+    let l0 = sb * 256u + j * 32u;
+    var r: vec2<f32>;
+    if weighted() {
+        // (2·Σ) / 256 is exact for normal values; the multiply avoids the 2.5-ULP divide.
+        s_sw[sb * 8u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625);
+        r = qkx2(32u, nmax, -0.9, 0.05, 36, false, l0);
+    } else {
+        var s2 = 0.0;
+        for (var i = 0u; i < 32u; i = i + 1u) {
+            s2 = s2 + opaque(xs[i] * xs[i]);
+        }
+        // s2 / 32 is exact for normal s2; the multiply avoids the 2.5-ULP divide.
+        let av = sqrt_k(s2 * 0.03125);
+        for (var i = 0u; i < 32u; i = i + 1u) {
+            ws[i] = av + abs(xs[i]);
+        }
+        r = qkx2(32u, nmax, rmin, 0.1, nstep, false, l0);
     }
-    // s2 / 32 is exact for normal s2; the multiply avoids the 2.5-ULP divide.
-    let av = sqrt_exact(s2 * 0.03125);
-    for (var i = 0u; i < 32u; i = i + 1u) {
-        ws[i] = av + abs(xs[i]);
-    }
-    let r = qkx2(32u, nmax, rmin, nstep, false, sb * 256u + j * 32u);
     s_sc[sb * 8u + j] = r.x;
     s_off[sb * 8u + j] = r.y;
 }
 
-// Q4_K and Q5_K's super-block step: 6-bit scales and mins, d, dmin (header bytes 0..16).
-fn k_super(sb: u32) {
+// make_qp_quants(n, nmax, qp_x, L, qp_w) (ggml.rs): levels (C's uint8_t, wrapped) to qp_l;
+// returns the scale.
+fn qp(n: u32, nmax: i32) -> f32 {
+    var mx = 0.0;
+    for (var i = 0u; i < n; i = i + 1u) {
+        // MAX(max, x[i])
+        mx = select(qp_x[i], mx, mx > qp_x[i]);
+    }
+    if mx < EPS {
+        for (var i = 0u; i < n; i = i + 1u) {
+            qp_l[i] = 0u;
+        }
+        return 0.0;
+    }
+    let nmaxf = f32(nmax);
+    var iscale = div(nmaxf, mx);
+    for (var i = 0u; i < n; i = i + 1u) {
+        qp_l[i] = bitcast<u32>(rne(iscale * qp_x[i])) & 0xFFu;
+    }
+    let scale = div(1.0, iscale);
+    var best = 0.0;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let diff = qp_x[i] - opaque(scale * f32(qp_l[i]));
+        best = best + opaque((qp_w[i] * diff) * diff);
+    }
+    for (var k = -4; k <= 4; k = k + 1) {
+        if k == 0 {
+            continue;
+        }
+        let is = div(opaque(0.1 * f32(k)) + nmaxf, mx);
+        let sc = div(1.0, is);
+        var mse = 0.0;
+        for (var i = 0u; i < n; i = i + 1u) {
+            let q = min(nmax, rne(is * qp_x[i]));
+            let diff = qp_x[i] - opaque(sc * f32(q));
+            mse = mse + opaque((qp_w[i] * diff) * diff);
+        }
+        if mse < best {
+            best = mse;
+            iscale = is;
+        }
+    }
+    var sumlx = 0.0;
+    var suml2 = 0.0;
+    for (var i = 0u; i < n; i = i + 1u) {
+        let q = min(nmax, rne(iscale * qp_x[i]));
+        qp_l[i] = bitcast<u32>(q) & 0xFFu;
+        let w = qp_w[i];
+        let qf = f32(q);
+        sumlx = sumlx + opaque((w * qp_x[i]) * qf);
+        suml2 = suml2 + opaque((w * qf) * qf);
+    }
+    for (var it = 0; it < 5; it = it + 1) {
+        var changed = 0;
+        for (var i = 0u; i < n; i = i + 1u) {
+            let w = qp_w[i];
+            let li = f32(qp_l[i]);
+            var slx = sumlx - opaque((w * qp_x[i]) * li);
+            var sl2 = suml2 - opaque((w * li) * li);
+            if slx > 0.0 && sl2 > 0.0 {
+                let nl = min(nmax, rne_div(qp_x[i] * sl2, slx));
+                if nl != i32(qp_l[i]) {
+                    let nf = f32(nl);
+                    slx = slx + opaque((w * qp_x[i]) * nf);
+                    sl2 = sl2 + opaque((w * nf) * nf);
+                    if (slx * slx) * suml2 > (sumlx * sumlx) * sl2 {
+                        qp_l[i] = bitcast<u32>(nl) & 0xFFu;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = changed + 1;
+                    }
+                }
+            }
+        }
+        if changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 {
+        return div(sumlx, suml2);
+    }
+    return 0.0;
+}
+
+// Q4_K and Q5_K's super-block step: 6-bit scales and mins, d, dmin (header bytes 0..16). With an
+// importance vector, make_qp_quants over the sub-blocks' scales and mins weighted by their
+// weights, the levels clamped to 63 where the format does (`clamp63`, Q5_K).
+fn k_super(sb: u32, clamp63: bool) {
     let b = sb * 8u;
-    var max_s = 0.0;
-    var max_o = 0.0;
-    for (var j = 0u; j < 8u; j = j + 1u) {
-        if s_sc[b + j] > max_s {
-            max_s = s_sc[b + j];
+    var l_s: array<u32, 8>;
+    var l_m: array<u32, 8>;
+    var d: u32;
+    var dmin: u32;
+    if weighted() {
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            qp_x[j] = s_sc[b + j];
+            qp_w[j] = s_sw[b + j];
         }
-        if s_off[b + j] > max_o {
-            max_o = s_off[b + j];
+        d = f32_to_f16(bitcast<u32>(qp(8u, 63)));
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            l_s[j] = qp_l[j];
+            qp_x[j] = s_off[b + j];
         }
+        dmin = f32_to_f16(bitcast<u32>(qp(8u, 63)));
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            l_m[j] = qp_l[j];
+            if clamp63 {
+                l_s[j] = min(l_s[j], 63u);
+                l_m[j] = min(l_m[j], 63u);
+            }
+        }
+    } else {
+        var max_s = 0.0;
+        var max_o = 0.0;
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            if s_sc[b + j] > max_s {
+                max_s = s_sc[b + j];
+            }
+            if s_off[b + j] > max_o {
+                max_o = s_off[b + j];
+            }
+        }
+        var inv_s = 0.0;
+        if max_s > 0.0 {
+            inv_s = div(63.0, max_s);
+        }
+        var inv_o = 0.0;
+        if max_o > 0.0 {
+            inv_o = div(63.0, max_o);
+        }
+        for (var j = 0u; j < 8u; j = j + 1u) {
+            l_s[j] = min(63u, bitcast<u32>(rne(inv_s * s_sc[b + j])) & 0xFFu);
+            l_m[j] = min(63u, bitcast<u32>(rne(inv_o * s_off[b + j])) & 0xFFu);
+        }
+        d = f32_to_f16(bitcast<u32>(div(max_s, 63.0)));
+        dmin = f32_to_f16(bitcast<u32>(div(max_o, 63.0)));
     }
-    var inv_s = 0.0;
-    if max_s > 0.0 {
-        inv_s = div(63.0, max_s);
-    }
-    var inv_o = 0.0;
-    if max_o > 0.0 {
-        inv_o = div(63.0, max_o);
-    }
+    // The 12 scale bytes as C's uint8_t array packs them (high bits of a level above 63 are lost).
     var sc: array<u32, 12>;
     for (var j = 0u; j < 8u; j = j + 1u) {
-        let l_s = min(63u, bitcast<u32>(rne(inv_s * s_sc[b + j])) & 0xFFu);
-        let l_m = min(63u, bitcast<u32>(rne(inv_o * s_off[b + j])) & 0xFFu);
         if j < 4u {
-            sc[j] = l_s;
-            sc[j + 4u] = l_m;
+            sc[j] = l_s[j];
+            sc[j + 4u] = l_m[j];
         } else {
-            sc[j + 4u] = (l_s & 15u) | ((l_m & 15u) << 4u);
-            sc[j - 4u] = sc[j - 4u] | ((l_s >> 4u) << 6u);
-            sc[j] = sc[j] | ((l_m >> 4u) << 6u);
+            sc[j + 4u] = ((l_s[j] & 15u) | ((l_m[j] & 15u) << 4u)) & 0xFFu;
+            sc[j - 4u] = (sc[j - 4u] | ((l_s[j] >> 4u) << 6u)) & 0xFFu;
+            sc[j] = (sc[j] | ((l_m[j] >> 4u) << 6u)) & 0xFFu;
         }
     }
-    let d = f32_to_f16(bitcast<u32>(div(max_s, 63.0)));
-    let dmin = f32_to_f16(bitcast<u32>(div(max_o, 63.0)));
     let h = sb * 20u;
     hdr[h] = d & 0xFFu;
     hdr[h + 1u] = d >> 8u;
     hdr[h + 2u] = dmin & 0xFFu;
     hdr[h + 3u] = dmin >> 8u;
     for (var k = 0u; k < 12u; k = k + 1u) {
-        hdr[h + 4u + k] = sc[k] & 0xFFu;
+        hdr[h + 4u + k] = sc[k];
     }
     let df = f16_to_f32(d);
     let dminf = f16_to_f32(dmin);

@@ -190,6 +190,8 @@ pub struct Format {
     weighted: WeightedRow,
     /// The GPU kernel, where there is one.
     pub gpu: Option<GpuKernel>,
+    /// Whether that kernel also runs the importance-weighted path (`exact.wgsl`'s `weighted()`).
+    pub gpu_weighted: bool,
     /// Whether the type can only be quantized with importance weights
     /// ([`BlockFormat::NEEDS_WEIGHTS`]).
     pub needs_weights: bool,
@@ -202,7 +204,22 @@ impl std::fmt::Debug for Format {
 }
 
 const fn row<F: BlockFormat>(gpu: Option<GpuKernel>) -> Format {
-    Format { ty: F::TYPE, run: run::<F>, weighted: weighted_row::<F>, gpu, needs_weights: F::NEEDS_WEIGHTS }
+    Format {
+        ty: F::TYPE,
+        run: run::<F>,
+        weighted: weighted_row::<F>,
+        gpu,
+        gpu_weighted: false,
+        needs_weights: F::NEEDS_WEIGHTS,
+    }
+}
+
+impl Format {
+    /// The row with its GPU kernel marked as running the weighted path too.
+    const fn gpu_weights(mut self) -> Self {
+        self.gpu_weighted = true;
+        self
+    }
 }
 
 const fn pairs(source: &'static str) -> Option<GpuKernel> {
@@ -224,11 +241,11 @@ pub const FORMATS: [Format; 28] = [
     row::<q4_1::Q4_1>(pairs(include_str!("q4_1.wgsl"))),
     row::<q5_0::Q5_0>(pairs(include_str!("q5_0.wgsl"))),
     row::<q5_1::Q5_1>(pairs(include_str!("q5_1.wgsl"))),
-    row::<q2_k::Q2K>(supers(include_str!("q2_k.wgsl"), 16)),
-    row::<q3_k::Q3K>(supers(include_str!("q3_k.wgsl"), 16)),
-    row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)),
-    row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)),
-    row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)),
+    row::<q2_k::Q2K>(supers(include_str!("q2_k.wgsl"), 16)).gpu_weights(),
+    row::<q3_k::Q3K>(supers(include_str!("q3_k.wgsl"), 16)).gpu_weights(),
+    row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)).gpu_weights(),
+    row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)).gpu_weights(),
+    row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)).gpu_weights(),
     row::<iq4_nl::Iq4Nl>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_nl.wgsl")))),
     row::<iq4_xs::Iq4Xs>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_xs.wgsl")))),
     // CPU only: the grid searches, the other non-linear formats and the ternary ones.

@@ -1,15 +1,23 @@
 // Q2_K (CPU twin: q2_k.rs): 16 sub-blocks of 16, QKX2(nmax 3, rmin -0.5, 15 steps, absolute
 // error) with weights |x|, 4-bit scales and mins. The kernel shape and the searches are
-// kquants.wgsl's.
+// kquants.wgsl's. With an importance vector (quantize_row_q2_K_impl): weights qw·sqrt(σ² + x²)
+// with σ² the super-block's mean square, make_qkx3_quants(nmax 3), and the scales and mins
+// from make_qp_quants(nmax 15) weighted by the sub-blocks' weights.
 const SUBS: u32 = 16u;
 const SUB: u32 = 16u;
 const BB: u32 = 84u;
 
 fn sub_search(sb: u32, j: u32) {
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        ws[i] = abs(xs[i]);
+    var r: vec2<f32>;
+    if weighted() {
+        s_sw[sb * 16u + j] = importance_weights(super_sum_sq() * 0.00390625);
+        r = qkx2(16u, 3, -0.9, 0.05, 36, false, sb * 256u + j * 16u);
+    } else {
+        for (var i = 0u; i < 16u; i = i + 1u) {
+            ws[i] = abs(xs[i]);
+        }
+        r = qkx2(16u, 3, -0.5, 0.1, 15, true, sb * 256u + j * 16u);
     }
-    let r = qkx2(16u, 3, -0.5, 15, true, sb * 256u + j * 16u);
     s_sc[sb * 16u + j] = r.x;
     s_off[sb * 16u + j] = r.y;
 }
@@ -29,15 +37,31 @@ fn super_step(sb: u32) {
     }
     var sc: array<u32, 16>;
     var d = 0u;
-    if max_s > 0.0 {
+    var dmin = 0u;
+    if weighted() {
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            qp_x[j] = s_sc[b + j];
+            qp_w[j] = s_sw[b + j];
+        }
+        d = f32_to_f16(bitcast<u32>(qp(16u, 15)));
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            sc[j] = qp_l[j];
+            qp_x[j] = s_off[b + j];
+        }
+        dmin = f32_to_f16(bitcast<u32>(qp(16u, 15)));
+        for (var j = 0u; j < 16u; j = j + 1u) {
+            // uint8_t = Ls | Lm << 4: a wrapped level keeps only its low byte.
+            sc[j] = (sc[j] | (qp_l[j] << 4u)) & 0xFFu;
+        }
+    }
+    if !weighted() && max_s > 0.0 {
         let is = div(15.0, max_s);
         for (var j = 0u; j < 16u; j = j + 1u) {
             sc[j] = bitcast<u32>(rne(is * s_sc[b + j])) & 0xFFu;
         }
         d = f32_to_f16(bitcast<u32>(div(max_s, 15.0)));
     }
-    var dmin = 0u;
-    if max_o > 0.0 {
+    if !weighted() && max_o > 0.0 {
         let is = div(15.0, max_o);
         for (var j = 0u; j < 16u; j = j + 1u) {
             sc[j] = (sc[j] | (bitcast<u32>(rne(is * s_off[b + j])) << 4u)) & 0xFFu;

@@ -1,11 +1,42 @@
 // Q3_K (CPU twin: q3_k.rs): 16 sub-blocks of 16, make_q3_quants(nmax 4), 6-bit signed scales,
-// d = f16(1 / is). The kernel shape and the searches are kquants.wgsl's.
+// d = f16(1 / is). The kernel shape and the searches are kquants.wgsl's. With an importance
+// vector (quantize_row_q3_K_impl): weights qw·sqrt(σ² + x²), make_qx_quants(nmax 4) per
+// sub-block, then make_qx_quants(nmax 32) over the scales weighted by the sub-blocks' weights.
 const SUBS: u32 = 16u;
 const SUB: u32 = 16u;
 const BB: u32 = 110u;
 
 fn sub_search(sb: u32, j: u32) {
-    s_sc[sb * 16u + j] = q3s(4, sb * 256u + j * 16u);
+    if weighted() {
+        s_sw[sb * 16u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625);
+        s_sc[sb * 16u + j] = qx(4, sb * 256u + j * 16u);
+    } else {
+        s_sc[sb * 16u + j] = q3s(4, sb * 256u + j * 16u);
+    }
+}
+
+// The weighted scale levels (0..64, biased by 32) into sc; returns d's f16 bits. The search
+// runs in xs/ws, which hold this invocation's sub-block for the requantization: kept aside.
+fn weighted_scales(b: u32, sc: ptr<function, array<u32, 12>>) -> u32 {
+    let keep_x = xs;
+    let keep_w = ws;
+    for (var j = 0u; j < 16u; j = j + 1u) {
+        xs[j] = s_sc[b + j];
+        ws[j] = s_sw[b + j];
+    }
+    let f = qx_fit(32);
+    for (var j = 0u; j < 16u; j = j + 1u) {
+        let v = qx_level(f.y, 32, xs[j]);
+        if j < 8u {
+            (*sc)[j] = v & 15u;
+        } else {
+            (*sc)[j - 8u] = (*sc)[j - 8u] | ((v & 15u) << 4u);
+        }
+        (*sc)[j % 4u + 8u] = (*sc)[j % 4u + 8u] | ((v >> 4u) << (2u * (j / 4u)));
+    }
+    xs = keep_x;
+    ws = keep_w;
+    return f32_to_f16(bitcast<u32>(f.x));
 }
 
 // sc[12] (header 0..12) and d (header 12..14).
@@ -22,7 +53,9 @@ fn super_step(sb: u32) {
     }
     var sc: array<u32, 12>;
     var d = 0u;
-    if max_s != 0.0 {
+    if weighted() {
+        d = weighted_scales(b, &sc);
+    } else if max_s != 0.0 {
         let is = div(-32.0, max_s);
         for (var j = 0u; j < 16u; j = j + 1u) {
             // int8_t l = nearest_int(...): the wrap comes before the clamp.

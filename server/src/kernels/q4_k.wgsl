@@ -9,7 +9,7 @@ fn sub_search(sb: u32, j: u32) {
 }
 
 fn super_step(sb: u32) {
-    k_super(sb);
+    k_super(sb, false);
 }
 
 fn sub_requant(sb: u32, j: u32) {

@@ -1,10 +1,14 @@
 // Q6_K (CPU twin: q6_k.rs): 16 sub-blocks of 16, make_qx_quants(nmax 32), i8 scales,
-// d = f16(1 / is). The kernel shape and the searches are kquants.wgsl's.
+// d = f16(1 / is). The kernel shape and the searches are kquants.wgsl's. With an importance
+// vector the search weighs by the importance values themselves (quantize_row_q6_K_impl).
 const SUBS: u32 = 16u;
 const SUB: u32 = 16u;
 const BB: u32 = 210u;
 
 fn sub_search(sb: u32, j: u32) {
+    for (var i = 0u; i < 16u; i = i + 1u) {
+        ws[i] = select(xs[i] * xs[i], qs[i], weighted());
+    }
     s_sc[sb * 16u + j] = qx(32, sb * 256u + j * 16u);
 }
 

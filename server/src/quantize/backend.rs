@@ -57,6 +57,7 @@ impl Quantizer {
             self_test: format!("not run: {why}"),
             threads,
             gpu_types: Vec::new(),
+            gpu_weighted_types: Vec::new(),
         };
         Self { pool, gpu: None, info }
     }
@@ -95,6 +96,7 @@ impl Quantizer {
             self_test: "passed".into(),
             threads,
             gpu_types: gpu::SUPPORTED.iter().map(|t| t.name().to_owned()).collect(),
+            gpu_weighted_types: gpu::SUPPORTED_WEIGHTED.iter().map(|t| t.name().to_owned()).collect(),
         };
         match test {
             Ok(report) => {
@@ -107,6 +109,7 @@ impl Quantizer {
                 info.backend = QuantizerBackend::Cpu;
                 info.self_test = format!("failed: {e}");
                 info.gpu_types.clear();
+                info.gpu_weighted_types.clear();
                 Ok(Self { pool, gpu: None, info })
             }
         }
@@ -138,18 +141,22 @@ impl Quantizer {
         raw: Vec<u8>,
         weights: Option<&[f32]>,
     ) -> Result<Pending, QuantError> {
-        // Importance-weighted quantization has no GPU kernels yet: those chunks run here.
-        if let Some(w) = weights.filter(|_| super::uses_weights(dst_ty)) {
-            let bytes = convert_cpu_weighted(&self.pool, src_ty, dst_ty, &raw, w)?;
-            return Ok(Pending(Job::Done(Converted { bytes, fallbacks: 0, on_gpu: false })));
-        }
-        if let Some(gpu) = self.gpu.as_ref().filter(|g| g.supports(dst_ty)) {
-            match gpu.submit(src_ty, dst_ty, &raw) {
-                Ok(job) => return Ok(Pending(Job::Gpu { job, raw, src_ty, dst_ty })),
+        // Weights only where the format's quantizer reads them (Q8_0 and the float types do not).
+        let weights = weights.filter(|_| super::uses_weights(dst_ty));
+        let on_gpu = |g: &&Gpu| match weights {
+            Some(_) => g.supports_weighted(dst_ty),
+            None => g.supports(dst_ty),
+        };
+        if let Some(gpu) = self.gpu.as_ref().filter(on_gpu) {
+            match gpu.submit(src_ty, dst_ty, &raw, weights) {
+                Ok(job) => {
+                    let weights = weights.map(<[f32]>::to_vec);
+                    return Ok(Pending(Job::Gpu { job, raw, src_ty, dst_ty, weights }));
+                }
                 Err(e) => tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU"),
             }
         }
-        let bytes = convert_cpu(&self.pool, src_ty, dst_ty, &raw)?;
+        let bytes = convert_cpu_any(&self.pool, src_ty, dst_ty, &raw, weights)?;
         Ok(Pending(Job::Done(Converted { bytes, fallbacks: 0, on_gpu: false })))
     }
 
@@ -160,9 +167,10 @@ impl Quantizer {
     pub fn finish(&self, pending: Pending) -> Result<Converted, QuantError> {
         match pending.0 {
             Job::Done(c) => Ok(c),
-            Job::Gpu { job, raw, src_ty, dst_ty } => {
+            Job::Gpu { job, raw, src_ty, dst_ty, weights } => {
+                let weights = weights.as_deref();
                 let done = match &self.gpu {
-                    Some(gpu) => gpu.finish(job).and_then(|out| redo_flagged(out, src_ty, dst_ty, &raw)),
+                    Some(gpu) => gpu.finish(job).and_then(|out| redo_flagged(out, src_ty, dst_ty, &raw, weights)),
                     None => Err(GpuError::NoAdapter("a GPU chunk without a GPU".into())),
                 };
                 match done {
@@ -170,7 +178,7 @@ impl Quantizer {
                     // The CPU gives the same bytes: a device failure costs time, not the create.
                     Err(e) => {
                         tracing::warn!("GPU quantization failed ({e}); this chunk runs on the CPU");
-                        let bytes = convert_cpu(&self.pool, src_ty, dst_ty, &raw)?;
+                        let bytes = convert_cpu_any(&self.pool, src_ty, dst_ty, &raw, weights)?;
                         Ok(Converted { bytes, fallbacks: 0, on_gpu: false })
                     }
                 }
@@ -179,18 +187,33 @@ impl Quantizer {
     }
 }
 
-/// Quantizes a chunk on `gpu` and redoes the blocks it flagged on the CPU: the bytes a create
-/// writes for it (the self-test, the GPU tests and `kiln bench` measure this).
+/// Quantizes a chunk on `gpu` (with a tensor's importance vector `weights`, where given) and
+/// redoes the blocks it flagged on the CPU: the bytes a create writes for it (the self-test,
+/// the GPU tests and `kiln bench` measure this).
 ///
 /// # Errors
 /// A device failure, as [`Gpu::submit`] and [`Gpu::finish`].
-pub fn convert_on_gpu(gpu: &Gpu, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, GpuError> {
-    let out = gpu.finish(gpu.submit(src_ty, dst_ty, raw)?)?;
-    redo_flagged(out, src_ty, dst_ty, raw)
+pub fn convert_on_gpu(
+    gpu: &Gpu,
+    src_ty: GgmlType,
+    dst_ty: GgmlType,
+    raw: &[u8],
+    weights: Option<&[f32]>,
+) -> Result<Converted, GpuError> {
+    let out = gpu.finish(gpu.submit(src_ty, dst_ty, raw, weights)?)?;
+    redo_flagged(out, src_ty, dst_ty, raw, weights)
 }
 
-/// Redoes the GPU's flagged blocks of `raw` (the chunk it was given) with the CPU kernels.
-fn redo_flagged(out: gpu::Output, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]) -> Result<Converted, GpuError> {
+/// Redoes the GPU's flagged blocks of `raw` (the chunk it was given) with the CPU kernels. A
+/// weighted block is redone alone with its slice of the importance vector: every format with a
+/// weighted GPU kernel quantizes each block from that block's values and weights only.
+fn redo_flagged(
+    out: gpu::Output,
+    src_ty: GgmlType,
+    dst_ty: GgmlType,
+    raw: &[u8],
+    weights: Option<&[f32]>,
+) -> Result<Converted, GpuError> {
     let gpu::Output { mut bytes, flagged } = out;
     let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
     let (block_elems, block_bytes) = (dst_ty.block_elems() as usize, dst_ty.block_bytes() as usize);
@@ -201,8 +224,15 @@ fn redo_flagged(out: gpu::Output, src_ty: GgmlType, dst_ty: GgmlType, raw: &[u8]
         let src = raw.get(b * raw_block..(b + 1) * raw_block).ok_or_else(out_of_range)?;
         let dst = bytes.get_mut(b * block_bytes..(b + 1) * block_bytes).ok_or_else(out_of_range)?;
         widen(src_ty, src, &mut scratch);
-        kernels::quantize(dst_ty, &scratch, dst)
-            .map_err(|e| GpuError::Kernel { ty: dst_ty.name(), reason: e.to_string() })?;
+        let done = match weights {
+            Some(w) => {
+                let at = b * block_elems % w.len().max(1);
+                let wb = w.get(at..at + block_elems).ok_or_else(out_of_range)?;
+                kernels::quantize_weighted(dst_ty, &scratch, wb, dst)
+            }
+            None => kernels::quantize(dst_ty, &scratch, dst),
+        };
+        done.map_err(|e| GpuError::Kernel { ty: dst_ty.name(), reason: e.to_string() })?;
     }
     Ok(Converted { bytes, fallbacks: flagged.len(), on_gpu: true })
 }
@@ -222,7 +252,21 @@ impl Pending {
 #[derive(Debug)]
 enum Job {
     Done(Converted),
-    Gpu { job: gpu::Pending, raw: Vec<u8>, src_ty: GgmlType, dst_ty: GgmlType },
+    Gpu { job: gpu::Pending, raw: Vec<u8>, src_ty: GgmlType, dst_ty: GgmlType, weights: Option<Vec<f32>> },
+}
+
+/// A chunk on the CPU: [`convert_cpu_weighted`] with weights, [`convert_cpu`] without.
+fn convert_cpu_any(
+    pool: &rayon::ThreadPool,
+    src_ty: GgmlType,
+    dst_ty: GgmlType,
+    raw: &[u8],
+    weights: Option<&[f32]>,
+) -> Result<Vec<u8>, QuantError> {
+    match weights {
+        Some(w) => convert_cpu_weighted(pool, src_ty, dst_ty, raw, w),
+        None => convert_cpu(pool, src_ty, dst_ty, raw),
+    }
 }
 
 /// Converts one chunk of whole rows with importance weights `w` (one row's worth, shared by
