@@ -228,7 +228,8 @@ fn weights_for_a_kernel_without_a_weighted_path_are_refused() {
 }
 
 /// The quantizer a server runs with `--device gpu`: a weighted chunk of a type with a weighted
-/// kernel goes to the GPU, one without (IQ4_XS for now) to the CPU, and both give the CPU's bytes.
+/// kernel goes to the GPU, one without (IQ3_S: a grid type) to the CPU, and both give the CPU's
+/// bytes.
 #[test]
 fn the_quantizer_sends_weighted_chunks_where_a_kernel_takes_them() {
     use kiln_server::config::Device;
@@ -236,10 +237,10 @@ fn the_quantizer_sends_weighted_chunks_where_a_kernel_takes_them() {
 
     let pool = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
     let q = Quantizer::start(Device::Gpu, pool, 2).unwrap();
-    assert_eq!(q.info().gpu_weighted_types, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]);
+    assert_eq!(q.info().gpu_weighted_types, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]);
     let x = selftest::corpus(4);
     let w = &selftest::importance(1024)[0];
-    for (ty, on_gpu) in [(GgmlType::Q4_K, true), (GgmlType::Q6_K, true), (GgmlType::IQ4_XS, false)] {
+    for (ty, on_gpu) in [(GgmlType::Q4_K, true), (GgmlType::IQ4_XS, true), (GgmlType::IQ3_S, false)] {
         let raw = bytemuck::cast_slice(&x).to_vec();
         let got = q.finish(q.submit(GgmlType::F32, ty, raw, Some(w)).unwrap()).unwrap();
         assert_eq!(got.on_gpu, on_gpu, "{}", ty.name());

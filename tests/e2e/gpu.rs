@@ -59,8 +59,11 @@ fn device_gpu_on_lavapipe_passes_the_self_test() {
             "IQ4_XS"
         ]
     );
-    // With an importance matrix: the K-quants' weighted kernels.
-    assert_eq!(q["gpu_weighted_types"], serde_json::json!(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"]));
+    // With an importance matrix: the K-quants' and IQ4's weighted kernels.
+    assert_eq!(
+        q["gpu_weighted_types"],
+        serde_json::json!(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"])
+    );
 }
 
 #[test]

@@ -10,6 +10,12 @@
 // every non-zero sum is a normal float, so a driver that flushes subnormals cannot differ; a
 // candidate comparison's left side may go subnormal, but then its right side (at least 2^-66
 // here) decides it either way.
+//
+// With an importance vector (exact.wgsl's weighted()), the weights are qw·sqrt(σ² + x²) with σ²
+// twice the mean square of the impl's super-block (the block for IQ4_NL, 256 values for IQ4_XS),
+// as quantize_row_iq4_nl_impl computes them. A block goes to the CPU also when an importance
+// value fails weight_ok or a nonzero weight is below 2^-60: then, with |x| ≥ 2^-20 and levels of
+// magnitude ≥ 1, every nonzero product is at least 2^-80 and every nonzero sum stays normal.
 
 var<private> iq4_levels: array<f32, 16> = array<f32, 16>(
     -127.0, -104.0, -83.0, -65.0, -49.0, -35.0, -22.0, -10.0, 1.0, 13.0, 25.0, 38.0, 53.0, 69.0, 89.0, 113.0
@@ -26,6 +32,7 @@ var<private> iq4_oops: bool;
 const IQ4_LOW: f32 = 0.0009765625;
 const IQ4_HIGH: f32 = 1048576.0;
 const IQ4_SMALL: f32 = 9.5367431640625e-7;
+const IQ4_WEIGHT_LOW: f32 = 8.673617379884035e-19;
 
 // best_index_int8(16, kvalues_iq4nl, v): the midpoints at or below v.
 fn iq4_index(v: f32) -> u32 {
@@ -65,9 +72,35 @@ fn iq4_sums(id: f32) -> vec2<f32> {
     return vec2<f32>(sqx, sq2);
 }
 
+// σ² of the weighted impl over the n values from x0: Σx² in index order, times 2/n (n a power of
+// two, so the product is exact).
+fn iq4_sigma2(x0: u32, n: u32) -> f32 {
+    var s = 0.0;
+    for (var j = 0u; j < n; j = j + 1u) {
+        let v = bitcast<f32>(val(x0 + j));
+        s = s + opaque(v * v);
+    }
+    return s * (2.0 / f32(n));
+}
+
+// The weight of value v at x0 + j: x² without an importance vector, qw·sqrt(σ² + x²) with one.
+fn iq4_weight(x0: u32, j: u32, v: f32, sigma2: f32) -> f32 {
+    if !weighted() {
+        return v * v;
+    }
+    let u = imp(x0 + j);
+    let r = sqrt_exact(sigma2 + opaque(v * v));
+    let w = bitcast<f32>(u) * r.v;
+    if !weight_ok(u) || !r.ok || (w != 0.0 && abs(w) < IQ4_WEIGHT_LOW) {
+        iq4_oops = true;
+    }
+    return w;
+}
+
 // The scale of the 32 values from x0: 0 for an all-zero block, else the best of the first
-// candidate (-max / -127) and the 15 inverse scales (itry - 127) / max.
-fn iq4_scale(x0: u32) -> f32 {
+// candidate (-max / -127) and the 15 inverse scales (itry - 127) / max. `sigma2` is the weighted
+// impl's (unused without an importance vector).
+fn iq4_scale(x0: u32, sigma2: f32) -> f32 {
     let s = block_stats(x0, 32u);
     if needs_cpu(s) || (s.amax != 0.0 && (s.amax < IQ4_LOW || s.amax > IQ4_HIGH)) {
         iq4_oops = true;
@@ -79,7 +112,7 @@ fn iq4_scale(x0: u32) -> f32 {
     for (var j = 0u; j < 32u; j = j + 1u) {
         let v = bitcast<f32>(val(x0 + j));
         iq4_x[j] = v;
-        iq4_w[j] = v * v;
+        iq4_w[j] = iq4_weight(x0, j, v, sigma2);
         if v != 0.0 && abs(v) < IQ4_SMALL {
             iq4_oops = true;
         }

@@ -1,6 +1,7 @@
 // IQ4_XS (CPU twin: iq4_xs.rs): 256 values in 136 bytes, f16 d, the 6-bit sub-block scales
 // (2 high bits each in a u16, 4 low bits each in 4 bytes) and 128 bytes of nibbles; each 32-value
-// sub-block by iq4_search.wgsl's scale search, then the scales quantized against the largest.
+// sub-block by iq4_search.wgsl's scale search (with importance weights too, σ² from the whole
+// super-block), then the scales quantized against the largest.
 // One invocation per pair of super-blocks (pairs.wgsl).
 fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) {
     iq4_oops = false;
@@ -8,8 +9,12 @@ fn quantize_block(block: u32, words: ptr<function, array<u32, 105>>, base: u32) 
     var scales: array<f32, 8>;
     var max_scale = 0.0;
     var amax_scale = 0.0;
+    var sigma2 = 0.0;
+    if weighted() {
+        sigma2 = iq4_sigma2(x0, 256u);
+    }
     for (var ib = 0u; ib < 8u; ib = ib + 1u) {
-        let d = iq4_scale(x0 + 32u * ib);
+        let d = iq4_scale(x0 + 32u * ib, sigma2);
         scales[ib] = d;
         if abs(d) > amax_scale {
             amax_scale = abs(d);

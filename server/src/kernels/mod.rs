@@ -246,8 +246,8 @@ pub const FORMATS: [Format; 28] = [
     row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)).gpu_weights(),
     row::<q5_k::Q5K>(supers(include_str!("q5_k.wgsl"), 8)).gpu_weights(),
     row::<q6_k::Q6K>(supers(include_str!("q6_k.wgsl"), 16)).gpu_weights(),
-    row::<iq4_nl::Iq4Nl>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_nl.wgsl")))),
-    row::<iq4_xs::Iq4Xs>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_xs.wgsl")))),
+    row::<iq4_nl::Iq4Nl>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_nl.wgsl")))).gpu_weights(),
+    row::<iq4_xs::Iq4Xs>(pairs(concat!(include_str!("iq4_search.wgsl"), include_str!("iq4_xs.wgsl")))).gpu_weights(),
     // CPU only: the grid searches, the other non-linear formats and the ternary ones.
     row::<iq3_xxs::Iq3Xxs>(None),
     row::<iq3_s::Iq3S>(None),
