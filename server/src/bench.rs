@@ -168,6 +168,48 @@ fn gpu_kernels(raw: &[u8]) {
         let rate = n as f64 / d.as_secs_f64();
         println!("{:<6} {:>12.3} {:>14.2} {:>10}", ty.name(), rate / 1e9, rate * 2.0 / 1e9, fallbacks);
     }
+    gpu_weighted_kernels(&gpu, &raw[..raw.len() / (WEIGHTED_ROW * 2) * (WEIGHTED_ROW * 2)]);
+}
+
+/// The weighted GPU kernels on `raw` (F16, rows of [`WEIGHTED_ROW`] sharing one importance
+/// vector), per format: values/s as [`gpu_kernels`] times them, and whether the bytes equal the
+/// CPU's weighted path.
+fn gpu_weighted_kernels(gpu: &crate::gpu::Gpu, raw: &[u8]) {
+    let weights = &crate::gpu::selftest::importance(WEIGHTED_ROW)[0];
+    let n = raw.len() / 2;
+    let mut wide = vec![0f32; n];
+    crate::quantize::widen::widen(GgmlType::F16, raw, &mut wide);
+    println!(
+        "
+GPU weighted kernels (importance weights, rows of {WEIGHTED_ROW}), {n} F16 values per format"
+    );
+    println!("{:<6} {:>12} {:>14} {:>10} {:>10}", "format", "G val/s", "GB/s F16 in", "CPU blocks", "CPU bytes");
+    for ty in crate::gpu::SUPPORTED_WEIGHTED {
+        let mut last = None;
+        let d = time_best(3, || {
+            last = Some(crate::quantize::backend::convert_on_gpu(gpu, GgmlType::F16, ty, raw, Some(weights)));
+        });
+        let q = match last {
+            Some(Ok(q)) => q,
+            Some(Err(e)) => {
+                println!("{:<6} failed: {e}", ty.name());
+                continue;
+            }
+            None => continue,
+        };
+        let mut want = vec![0u8; q.bytes.len()];
+        let same = kernels::quantize_weighted(ty, &wide, weights, &mut want).is_ok() && want == q.bytes;
+        let rate = n as f64 / d.as_secs_f64();
+        let verdict = if same { "identical" } else { "DIFFER" };
+        println!(
+            "{:<6} {:>12.3} {:>14.2} {:>10} {:>10}",
+            ty.name(),
+            rate / 1e9,
+            rate * 2.0 / 1e9,
+            q.fallbacks,
+            verdict
+        );
+    }
 }
 
 /// Peak resident set since the last reset, in MiB (Linux).

@@ -202,9 +202,10 @@ fn weighted_gpu_kernels_match_ggml_imatrix_vectors() {
 fn weighted_rows_in_many_pieces() {
     let mut g = gpu();
     g.limit_piece(1);
-    // 44 rows of 256: 11 rows of 1024.
-    let x = selftest::corpus(4);
-    for w in selftest::importance(1024) {
+    // 55 rows of 256: 11 rows of 1280, so that most pieces (1024 or 2048 values for the K-quants,
+    // 4096 or 16384 for the pairs) start inside a row.
+    let x = selftest::corpus(5);
+    for w in selftest::importance(1280) {
         for ty in kiln_server::gpu::SUPPORTED_WEIGHTED {
             let got = convert_on_gpu(&g, GgmlType::F32, ty, bytemuck::cast_slice(&x), Some(&w)).unwrap();
             let mut want = vec![0u8; got.bytes.len()];
@@ -237,10 +238,15 @@ fn the_quantizer_sends_weighted_chunks_where_a_kernel_takes_them() {
 
     let pool = std::sync::Arc::new(rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap());
     let q = Quantizer::start(Device::Gpu, pool, 2).unwrap();
-    assert_eq!(q.info().gpu_weighted_types, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]);
+    assert_eq!(
+        q.info().gpu_weighted_types,
+        ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"]
+    );
     let x = selftest::corpus(4);
     let w = &selftest::importance(1024)[0];
-    for (ty, on_gpu) in [(GgmlType::Q4_K, true), (GgmlType::IQ4_XS, true), (GgmlType::IQ3_S, false)] {
+    for (ty, on_gpu) in
+        [(GgmlType::Q4_K, true), (GgmlType::IQ4_XS, true), (GgmlType::Q5_1, true), (GgmlType::IQ3_S, false)]
+    {
         let raw = bytemuck::cast_slice(&x).to_vec();
         let got = q.finish(q.submit(GgmlType::F32, ty, raw, Some(w)).unwrap()).unwrap();
         assert_eq!(got.on_gpu, on_gpu, "{}", ty.name());

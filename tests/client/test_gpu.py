@@ -72,19 +72,20 @@ def test_gemma3_270m_iq4_on_the_gpu_matches_llama_quantize(gemma_gpu):
     print(f"gemma3-270m IQ4_XS on the GPU (lavapipe): {elapsed:.2f} s")
 
 
-@pytest.mark.parametrize("ftype", ["Q4_K_M", "Q2_K", "IQ4_XS"])
+@pytest.mark.parametrize("ftype", ["Q4_K_M", "Q5_K_M", "Q2_K", "Q4_1", "IQ4_XS"])
 def test_gemma3_270m_with_an_imatrix_on_the_gpu_matches_llama_quantize(gemma_gpu, ftype):
     """The importance-weighted kernels (quantize_row_*_impl) on the GPU, against llama-quantize
-    --imatrix, tensor for tensor: Q4_K_M, the common choice, runs Q4_K's and Q6_K's; a Q2_K file's
-    1024-wide tensors are Q3_K; IQ4_XS runs IQ4_XS's and, for the 640-wide tensors, IQ4_NL's. (The
-    K-quant files' 640-wide tensors fall back to legacy types.)"""
+    --imatrix, tensor for tensor. Between them every weighted kernel runs: Q4_K_M, the common
+    choice, takes Q4_K, Q6_K and, for the 640-wide tensors, Q5_0; Q5_K_M takes Q5_K and Q5_1;
+    Q2_K takes Q3_K and Q4_0; Q4_1 takes Q4_1; IQ4_XS takes IQ4_XS and IQ4_NL."""
 
     from conftest import dropped
     from test_imatrix import EXPECTED, FIX, check_model, create
 
     c = ollama.Client(host=gemma_gpu.url)
     q = httpx.get(gemma_gpu.url + "/api/kiln/info").json()["quantizer"]
-    assert {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"} <= set(q["gpu_weighted_types"]), q
+    weighted = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"}
+    assert set(q["gpu_weighted_types"]) == weighted, q
     digest = c.create_blob(str(FIX / "gemma3-270m-gpl3.imatrix.gguf"))
     with dropped(c, f"gpu-im-{ftype.lower()}") as name:
         t0 = time.time()

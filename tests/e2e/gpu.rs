@@ -59,10 +59,11 @@ fn device_gpu_on_lavapipe_passes_the_self_test() {
             "IQ4_XS"
         ]
     );
-    // With an importance matrix: the K-quants' and IQ4's weighted kernels.
+    // With an importance matrix: every kernel whose ggml quantizer reads the weights (Q8_0 and
+    // the float types ignore them).
     assert_eq!(
         q["gpu_weighted_types"],
-        serde_json::json!(["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"])
+        serde_json::json!(["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"])
     );
 }
 

@@ -10,6 +10,8 @@ use wgpu::util::DeviceExt;
 
 use super::shader::{MAX_GROUPS, Shader};
 use super::{Gpu, GpuError, Kernel};
+use crate::kernels;
+use crate::quantize::widen::widen;
 
 /// What the device produced for a chunk.
 #[derive(Debug)]
@@ -56,16 +58,36 @@ struct Args<'a> {
     row: usize,
     /// Where in its row the piece's first value sits.
     at: usize,
+    /// The chunk row the piece starts in.
+    row0: usize,
     /// The importance vector (a placeholder word without one).
     wts: &'a wgpu::Buffer,
 }
 
 impl Args<'_> {
-    /// `Params` as the uniform holds it: zero, units, kind, row, first and padding to 32 bytes.
+    /// `Params` as the uniform holds it: zero, units, kind, row, first, row0 and padding to 32
+    /// bytes.
     fn params(&self) -> Result<[u32; 8], GpuError> {
         let word = |v: usize| u32::try_from(v).map_err(|_| GpuError::Dispatch { groups: v });
-        Ok([0, word(self.units)?, self.kind, word(self.row)?, word(self.at)?, 0, 0, 0])
+        Ok([0, word(self.units)?, self.kind, word(self.row)?, word(self.at)?, word(self.row0)?, 0, 0])
     }
+}
+
+/// Each row's σ² ([`kernels::ggml::mean_sq`]) of `raw` (rows of `row` values), then a zero the
+/// padding of the last piece may read: what the legacy formats' weighted kernels take after the
+/// importance vector.
+fn row_sigma2(src_ty: GgmlType, raw: &[u8], row: usize) -> Vec<f32> {
+    let src_size = src_ty.block_bytes() as usize;
+    let mut x = vec![0f32; row];
+    let mut out: Vec<f32> = raw
+        .chunks_exact(row * src_size)
+        .map(|r| {
+            widen(src_ty, r, &mut x);
+            kernels::ggml::mean_sq(&x)
+        })
+        .collect();
+    out.push(0.0);
+    out
 }
 
 /// The `kind` the kernels read (`exact.wgsl`'s `val`) and the bytes per source value.
@@ -119,13 +141,15 @@ impl Gpu {
         let (elems, _) = kernel.shader.unit();
         // One upload of the importance vector serves every piece; a dispatch without one binds a
         // word the kernels never read (the layout has the binding either way).
-        let (row, wts) = match weights {
-            Some(w) => (w.len(), bytemuck::cast_slice::<f32, u8>(w)),
-            None => (0, &[0u8; 4][..]),
+        let wts = match weights {
+            Some(w) if kernels::row_wide_weights(dst_ty) => [w, &row_sigma2(src_ty, raw, w.len())].concat(),
+            Some(w) => w.to_vec(),
+            None => vec![0.0],
         };
+        let row = weights.map_or(0, <[f32]>::len);
         let wts = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some("weights"),
-            contents: wts,
+            contents: bytemuck::cast_slice(&wts),
             usage: wgpu::BufferUsages::STORAGE,
         });
         // Units per piece: bounded by the binding size of the input and by one dispatch. A unit
@@ -147,8 +171,8 @@ impl Gpu {
                 &padded
             };
             let blocks = take / block_elems;
-            let at = if row == 0 { 0 } else { first * block_elems % row };
-            let args = Args { kind, units, row, at, wts: &wts };
+            let (at, row0) = if row == 0 { (0, 0) } else { (first * block_elems % row, first * block_elems / row) };
+            let args = Args { kind, units, row, at, row0, wts: &wts };
             pieces.push(self.launch(kernel, input, &args, first, blocks)?);
             first += blocks;
         }

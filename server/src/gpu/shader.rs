@@ -1,5 +1,6 @@
 //! Each format's shader: the exact helpers (`kernels/exact.wgsl`), then the format's WGSL and its
-//! entry point, and the work one unit of it does. WGSL has no imports, so whole files are joined
+//! entry point (for the K-quants, with ggml's searches, `kernels/searches.wgsl`), and the work one
+//! unit of it does. WGSL has no imports, so whole files are joined
 //! end to end — the only string assembly; what differs between formats of one shape (block
 //! bytes of the legacy pairs) is a pipeline-overridable constant, not generated code.
 
@@ -10,6 +11,7 @@ use crate::kernels::GpuKernel;
 const EXACT: &str = include_str!("../kernels/exact.wgsl");
 const PAIRS: &str = include_str!("../kernels/pairs.wgsl");
 const KQUANTS: &str = include_str!("../kernels/kquants.wgsl");
+const SEARCHES: &str = include_str!("../kernels/searches.wgsl");
 
 /// Invocations per workgroup, as every entry point declares.
 const WORKGROUP: usize = 64;
@@ -34,7 +36,7 @@ impl Shader {
             GpuKernel::Values(code) => format!("{EXACT}\n{code}"),
             GpuKernel::Pairs(code) => format!("{EXACT}\n{code}\n{PAIRS}"),
             // kquants.wgsl holds the entry point.
-            GpuKernel::Supers { source, .. } => format!("{EXACT}\n{KQUANTS}\n{source}"),
+            GpuKernel::Supers { source, .. } => format!("{EXACT}\n{SEARCHES}\n{KQUANTS}\n{source}"),
         }
     }
 

@@ -13,7 +13,9 @@ struct Params {
     row: u32,
     // Where in its row this dispatch's first value sits.
     first: u32,
-    pad0: u32,
+    // The chunk row of this dispatch's first value (for the rows' σ² after the importance
+    // vector: legacy_weighted.wgsl).
+    row0: u32,
     pad1: u32,
     pad2: u32,
 }
@@ -23,7 +25,8 @@ struct Params {
 // fallback[0]: count; fallback[1..]: indices of blocks the host must redo.
 @group(0) @binding(2) var<storage, read_write> fallback: array<atomic<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
-// The tensor's importance vector (f32 bits), one row's worth shared by every row (an imatrix).
+// The tensor's importance vector (f32 bits), one row's worth shared by every row (an imatrix);
+// for the legacy formats, each chunk row's σ² follows it.
 @group(0) @binding(4) var<storage, read> wts: array<u32>;
 
 // The f32 bits of source value i, widened exactly as the host would (quantize/widen.rs).

@@ -500,6 +500,13 @@ pub fn sum_sq(x: &[f32]) -> f32 {
     s
 }
 
+/// `sum of x²` over the row divided by its length: σ² of the legacy formats' weighted paths
+/// (`quantize_row_q{4,5}_{0,1}_impl`), which the GPU kernels take from the host.
+#[inline(always)]
+pub fn mean_sq(x: &[f32]) -> f32 {
+    sum_sq(x) / x.len() as f32
+}
+
 /// `get_scale_min_k4`: the 6-bit scale and min of sub-block `j` from Q4_K/Q5_K's 12 scale bytes.
 #[inline(always)]
 pub fn get_scale_min_k4(j: usize, q: &[u8; 12]) -> (u8, u8) {

@@ -237,10 +237,30 @@ pub const FORMATS: [Format; 28] = [
     row::<f16::F16>(Some(GpuKernel::Values(include_str!("f16.wgsl")))),
     row::<bf16::Bf16>(Some(GpuKernel::Values(include_str!("bf16.wgsl")))),
     row::<q8_0::Q8_0>(pairs(include_str!("q8_0.wgsl"))),
-    row::<q4_0::Q4_0>(pairs(include_str!("q4_0.wgsl"))),
-    row::<q4_1::Q4_1>(pairs(include_str!("q4_1.wgsl"))),
-    row::<q5_0::Q5_0>(pairs(include_str!("q5_0.wgsl"))),
-    row::<q5_1::Q5_1>(pairs(include_str!("q5_1.wgsl"))),
+    row::<q4_0::Q4_0>(pairs(concat!(
+        include_str!("searches.wgsl"),
+        include_str!("legacy_weighted.wgsl"),
+        include_str!("q4_0.wgsl")
+    )))
+    .gpu_weights(),
+    row::<q4_1::Q4_1>(pairs(concat!(
+        include_str!("searches.wgsl"),
+        include_str!("legacy_weighted.wgsl"),
+        include_str!("q4_1.wgsl")
+    )))
+    .gpu_weights(),
+    row::<q5_0::Q5_0>(pairs(concat!(
+        include_str!("searches.wgsl"),
+        include_str!("legacy_weighted.wgsl"),
+        include_str!("q5_0.wgsl")
+    )))
+    .gpu_weights(),
+    row::<q5_1::Q5_1>(pairs(concat!(
+        include_str!("searches.wgsl"),
+        include_str!("legacy_weighted.wgsl"),
+        include_str!("q5_1.wgsl")
+    )))
+    .gpu_weights(),
     row::<q2_k::Q2K>(supers(include_str!("q2_k.wgsl"), 16)).gpu_weights(),
     row::<q3_k::Q3K>(supers(include_str!("q3_k.wgsl"), 16)).gpu_weights(),
     row::<q4_k::Q4K>(supers(include_str!("q4_k.wgsl"), 8)).gpu_weights(),
@@ -263,6 +283,14 @@ pub const FORMATS: [Format; 28] = [
     row::<iq1_s::Iq1S>(None),
     row::<iq1_m::Iq1M>(None),
 ];
+
+/// Whether `ty`'s weighted path takes σ² over the whole row ([`ggml::mean_sq`]; the legacy
+/// formats' `quantize_row_q{4,5}_{0,1}_impl`): a block of it cannot be quantized apart from its
+/// row, and the GPU kernels read each row's σ² from the host.
+#[must_use]
+pub fn row_wide_weights(ty: GgmlType) -> bool {
+    matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1)
+}
 
 /// The row of `ty`, if kiln writes it.
 #[must_use]

@@ -10,13 +10,13 @@ const BB: u32 = 84u;
 fn sub_search(sb: u32, j: u32) {
     var r: vec2<f32>;
     if weighted() {
-        s_sw[sb * 16u + j] = importance_weights(super_sum_sq() * 0.00390625);
-        r = qkx2(16u, 3, -0.9, 0.05, 36, false, sb * 256u + j * 16u);
+        s_sw[sb * 16u + j] = importance_weights(super_sum_sq() * 0.00390625, 16u);
+        r = qkx2_lq(16u, 3, -0.9, 0.05, 36, false, sb * 256u + j * 16u);
     } else {
         for (var i = 0u; i < 16u; i = i + 1u) {
             ws[i] = abs(xs[i]);
         }
-        r = qkx2(16u, 3, -0.5, 0.1, 15, true, sb * 256u + j * 16u);
+        r = qkx2_lq(16u, 3, -0.5, 0.1, 15, true, sb * 256u + j * 16u);
     }
     s_sc[sb * 16u + j] = r.x;
     s_off[sb * 16u + j] = r.y;

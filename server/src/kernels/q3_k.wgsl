@@ -8,7 +8,7 @@ const BB: u32 = 110u;
 
 fn sub_search(sb: u32, j: u32) {
     if weighted() {
-        s_sw[sb * 16u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625);
+        s_sw[sb * 16u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625, 16u);
         s_sc[sb * 16u + j] = qx(4, sb * 256u + j * 16u);
     } else {
         s_sc[sb * 16u + j] = q3s(4, sb * 256u + j * 16u);
@@ -24,7 +24,7 @@ fn weighted_scales(b: u32, sc: ptr<function, array<u32, 12>>) -> u32 {
         xs[j] = s_sc[b + j];
         ws[j] = s_sw[b + j];
     }
-    let f = qx_fit(32);
+    let f = qx_fit(32, 16u);
     for (var j = 0u; j < 16u; j = j + 1u) {
         let v = qx_level(f.y, 32, xs[j]);
         if j < 8u {

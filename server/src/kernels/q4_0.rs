@@ -85,7 +85,7 @@ pub(super) fn weighted_blocks(
     lanes: bool,
     mut emit: impl FnMut(usize, &[u8; 32], f32),
 ) {
-    let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+    let sigma2 = ggml::mean_sq(x);
     let mut done = 0;
     if lanes {
         for (xg, wg) in x.chunks_exact(256).zip(w.chunks_exact(256)) {

@@ -98,7 +98,7 @@ pub(super) fn weighted_blocks(
     lanes: bool,
     mut emit: impl FnMut(usize, &[u8; 32], f32, f32),
 ) {
-    let sigma2 = ggml::sum_sq(x) / x.len() as f32;
+    let sigma2 = ggml::mean_sq(x);
     let p = ggml::qkx3(nmax);
     let mut done = 0;
     if lanes {

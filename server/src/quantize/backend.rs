@@ -205,8 +205,9 @@ pub fn convert_on_gpu(
 }
 
 /// Redoes the GPU's flagged blocks of `raw` (the chunk it was given) with the CPU kernels. A
-/// weighted block is redone alone with its slice of the importance vector: every format with a
-/// weighted GPU kernel quantizes each block from that block's values and weights only.
+/// weighted block is redone alone with its slice of the importance vector where its format
+/// quantizes each block from that block's values and weights only, and with its whole row where
+/// σ² spans the row ([`kernels::row_wide_weights`]).
 fn redo_flagged(
     out: gpu::Output,
     src_ty: GgmlType,
@@ -217,6 +218,24 @@ fn redo_flagged(
     let gpu::Output { mut bytes, flagged } = out;
     let src_size = src_ty.block_bytes() as usize; // 2 or 4: plain float types
     let (block_elems, block_bytes) = (dst_ty.block_elems() as usize, dst_ty.block_bytes() as usize);
+    if let Some(w) = weights.filter(|_| kernels::row_wide_weights(dst_ty)) {
+        // σ² spans the row: the rows holding a flagged block are redone whole.
+        let (row, row_blocks) = (w.len(), w.len() / block_elems);
+        let mut rows: Vec<usize> = flagged.iter().map(|b| b / row_blocks).collect();
+        rows.dedup();
+        let mut scratch = vec![0f32; row];
+        for r in rows {
+            let out_of_range = || GpuError::Readback(format!("flagged row {r} is outside the chunk"));
+            let src = raw.get(r * row * src_size..(r + 1) * row * src_size).ok_or_else(out_of_range)?;
+            let dst = bytes
+                .get_mut(r * row_blocks * block_bytes..(r + 1) * row_blocks * block_bytes)
+                .ok_or_else(out_of_range)?;
+            widen(src_ty, src, &mut scratch);
+            kernels::quantize_weighted(dst_ty, &scratch, w, dst)
+                .map_err(|e| GpuError::Kernel { ty: dst_ty.name(), reason: e.to_string() })?;
+        }
+        return Ok(Converted { bytes, fallbacks: flagged.len(), on_gpu: true });
+    }
     let raw_block = block_elems * src_size;
     let mut scratch = vec![0f32; block_elems];
     for &b in &flagged {
