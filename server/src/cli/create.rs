@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
 use super::client::Client;
-use super::progress::{Line, Progress};
+use super::progress::{Line, Progress, StreamView};
 use super::{CliError, Stage, set_stage};
 
 /// `kiln create` options (`ollama create`'s).
@@ -296,8 +296,7 @@ fn upload_missing(
 /// Shows the create stream as `ollama create` does: a status without a digest is a spinner line
 /// (a new one when the text changes); one with a digest and a total is a bar.
 fn show_stream(client: &Client, progress: &Progress, req: &kiln_core::request::CreateRequest) -> Result<(), CliError> {
-    let mut spinner: Option<(String, Line)> = None;
-    let mut bars: BTreeMap<String, Line> = BTreeMap::new();
+    let mut view = StreamView::new(progress);
     set_stage(Stage::Create);
     let result = client.stream("/api/create", req, |v: &Value| {
         let status = v.get("status").and_then(Value::as_str).unwrap_or("");
@@ -309,31 +308,14 @@ fn show_stream(client: &Client, progress: &Progress, req: &kiln_core::request::C
             } else {
                 status.to_owned()
             };
-            if let Some((_, s)) = spinner.take() {
-                s.finish();
-            }
-            let bar = bars.entry(label.clone()).or_insert_with(|| progress.bar(&label, total, false));
-            bar.set(v.get("completed").and_then(Value::as_u64).unwrap_or(0), total);
-            return;
+            let completed = v.get("completed").and_then(Value::as_u64).unwrap_or(0);
+            view.bar(&label, &label, completed, total, false);
+        } else {
+            view.status(status);
         }
-        if spinner.as_ref().is_some_and(|(text, _)| text == status) {
-            return;
-        }
-        for b in bars.values() {
-            b.finish();
-        }
-        if let Some((_, s)) = spinner.take() {
-            s.finish();
-        }
-        spinner = Some((status.to_owned(), progress.spinner(status)));
     });
     set_stage(Stage::Local);
-    for b in bars.values() {
-        b.finish();
-    }
-    if let Some((_, s)) = spinner {
-        s.finish();
-    }
+    view.finish();
     result.map_err(CliError::from)
 }
 

@@ -1,6 +1,7 @@
 //! Progress on stderr: indicatif spinners and bars on a terminal; otherwise each line printed
 //! once as plain text, so logs and tests see what happened without escape codes.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::time::Duration;
 
@@ -100,6 +101,59 @@ impl Line {
     pub fn finish(&self) {
         if let Some(b) = &self.bar {
             b.finish();
+        }
+    }
+}
+
+/// An NDJSON progress stream drawn as Ollama's CLI draws it (`kiln create`, `pull`, `push`): a
+/// status is a spinner line, a new one when the text changes, which first finishes every line
+/// before it; progress of a key (a digest, a layer) is a bar, which stops the spinner.
+#[derive(Debug)]
+pub struct StreamView<'a> {
+    progress: &'a Progress,
+    spinner: Option<(String, Line)>,
+    bars: BTreeMap<String, Line>,
+}
+
+impl<'a> StreamView<'a> {
+    /// Nothing drawn yet.
+    #[must_use]
+    pub fn new(progress: &'a Progress) -> Self {
+        Self { progress, spinner: None, bars: BTreeMap::new() }
+    }
+
+    /// A status line; the current one again changes nothing.
+    pub fn status(&mut self, status: &str) {
+        if self.spinner.as_ref().is_some_and(|(text, _)| text == status) {
+            return;
+        }
+        for b in self.bars.values() {
+            b.finish();
+        }
+        if let Some((_, s)) = self.spinner.take() {
+            s.finish();
+        }
+        self.spinner = Some((status.to_owned(), self.progress.spinner(status)));
+    }
+
+    /// `completed` of `total` for `key`, on its bar (made with `label` the first time; byte
+    /// counts when `bytes`).
+    pub fn bar(&mut self, key: &str, label: &str, completed: u64, total: u64, bytes: bool) {
+        if let Some((_, s)) = self.spinner.take() {
+            s.finish();
+        }
+        let progress = self.progress;
+        let bar = self.bars.entry(key.to_owned()).or_insert_with(|| progress.bar(label, total, bytes));
+        bar.set(completed, total);
+    }
+
+    /// Stops every line; they stay on screen in their last state.
+    pub fn finish(self) {
+        for b in self.bars.values() {
+            b.finish();
+        }
+        if let Some((_, s)) = self.spinner {
+            s.finish();
         }
     }
 }

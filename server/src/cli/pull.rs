@@ -2,14 +2,12 @@
 //! line per status, a byte bar per digest labelled `pulling <12 hex>` (lines with nothing done
 //! yet are skipped, as Ollama's CLI skips them). The stream display is shared with `kiln push`.
 
-use std::collections::BTreeMap;
-
 use kiln_core::ModelName;
 use kiln_core::request::RegistryRequest;
 use serde_json::Value;
 
 use super::client::Client;
-use super::progress::{Line, Progress};
+use super::progress::{Progress, StreamView};
 use super::{CliError, Stage, set_stage};
 
 /// `kiln pull` arguments.
@@ -44,49 +42,30 @@ pub(super) fn show_stream(path: &str, name: &str, insecure: bool, kind: Transfer
         ..RegistryRequest::default()
     };
     let progress = Progress::new();
-    let mut spinner: Option<(String, Line)> = None;
-    let mut bars: BTreeMap<String, Line> = BTreeMap::new();
+    let mut view = StreamView::new(&progress);
     set_stage(Stage::Transfer);
     let result = client.stream(path, &req, |v: &Value| {
         let status = v.get("status").and_then(Value::as_str).unwrap_or("");
         let digest = v.get("digest").and_then(Value::as_str).unwrap_or("");
         let total = v.get("total").and_then(Value::as_u64).unwrap_or(0);
         let completed = v.get("completed").and_then(Value::as_u64).unwrap_or(0);
-        if !digest.is_empty() {
-            if kind == Transfer::Pull && completed == 0 {
-                return;
-            }
-            let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-            let label = match kind {
-                Transfer::Pull => format!("pulling {}", &hex[..hex.len().min(12)]),
-                Transfer::Push if status.is_empty() => format!("pushing {}...", &hex[..hex.len().min(12)]),
-                Transfer::Push => status.to_owned(),
-            };
-            if let Some((_, s)) = spinner.take() {
-                s.finish();
-            }
-            let bar = bars.entry(digest.to_owned()).or_insert_with(|| progress.bar(&label, total, true));
-            bar.set(completed, total);
+        if digest.is_empty() {
+            view.status(status);
             return;
         }
-        if spinner.as_ref().is_some_and(|(text, _)| text == status) {
+        if kind == Transfer::Pull && completed == 0 {
             return;
         }
-        for b in bars.values() {
-            b.finish();
-        }
-        if let Some((_, s)) = spinner.take() {
-            s.finish();
-        }
-        spinner = Some((status.to_owned(), progress.spinner(status)));
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        let label = match kind {
+            Transfer::Pull => format!("pulling {}", &hex[..hex.len().min(12)]),
+            Transfer::Push if status.is_empty() => format!("pushing {}...", &hex[..hex.len().min(12)]),
+            Transfer::Push => status.to_owned(),
+        };
+        view.bar(digest, &label, completed, total, true);
     });
     set_stage(Stage::Local);
-    for b in bars.values() {
-        b.finish();
-    }
-    if let Some((_, s)) = spinner {
-        s.finish();
-    }
+    view.finish();
     result.map_err(CliError::from)
 }
 
