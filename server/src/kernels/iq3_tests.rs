@@ -5,7 +5,9 @@
 
 use kiln_core::ggml_type::GgmlType;
 
-use super::weighted_tests::{N, ROWS, cases, differing, dir, f32s, row_labels, weighted_rows};
+use super::weighted_tests::{
+    Extras, N, ROWS, cases, differing, dir, f32s, random_rows_with, row_labels, weighted_rows,
+};
 use super::{Path, quantize_with};
 
 const TYPES: [(GgmlType, &str); 2] = [(GgmlType::IQ3_XXS, "iq3_xxs"), (GgmlType::IQ3_S, "iq3_s")];
@@ -65,33 +67,8 @@ fn iq3_weights_change_as_many_rows_as_in_ggml() {
 #[test]
 fn iq3_fast_paths_equal_the_reference_on_random_rows() {
     let rows = 448;
-    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX, 1e-45, -0.0];
-    let mut rng = kiln_core::rng::Rng::new(0x1A3_0001_5EED_0013);
-    let mut unit = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
-    let (mut x, mut w) = (Vec::with_capacity(rows * N), Vec::with_capacity(rows * N));
-    for r in 0..rows {
-        let scale = [1e-30f32, 1e-8, 1e-3, 0.02, 1.0, 300.0, 1e6, 1e-40][r % 8];
-        for i in 0..N {
-            let g = (0..4).map(|_| unit() - 0.5).sum::<f32>();
-            x.push(match (r / 8) % 7 {
-                0 => g * scale,
-                1 => g.abs() * scale,
-                2 if (i / 32) % 3 == 1 => 0.0,
-                3 => scale,
-                4 => (g * 8.0).round() * scale,
-                5 if (i * 7 + r) % 13 == 0 => specials[(i + r) % specials.len()],
-                _ => g * scale * if i % 7 == 0 { 30.0 } else { 1.0 },
-            });
-            w.push(match (r / 48) % 5 {
-                0 => 1.0,
-                1 => 10f32.powf(unit() * 24.0 - 12.0),
-                2 if unit() < 0.3 => 0.0,
-                3 if (i / 32) % 5 == 1 => 0.0,
-                4 if (i * 5 + r) % 17 == 0 => f32::INFINITY,
-                _ => unit() * unit() + 1e-4,
-            });
-        }
-    }
+    let extras = Extras { huge: false, specials: true, infinite_weights: true, zero_group: 32 };
+    let (x, w) = random_rows_with(rows, 0x1A3_0001_5EED_0013, extras);
     for (ty, name) in TYPES {
         let row = ty.bytes_for(N as u64).unwrap() as usize;
         for weighted in [true, false] {

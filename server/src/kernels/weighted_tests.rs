@@ -180,29 +180,66 @@ fn weighted_shapes_and_types_are_checked() {
     assert_eq!(both[..72], first[..]);
 }
 
-/// `rows` random rows and weights from `seed` (values at many scales, zero half-blocks,
-/// constants, outliers; weights equal, over 24 decades, zero, zero sub-blocks): the corpus the
-/// fast paths are checked against the reference on.
+/// What [`random_rows_with`] mixes in beyond [`random_rows`]' kinds.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Extras {
+    /// A row kind with one value of 3e38 (the overflow paths of the largest magnitudes).
+    pub huge: bool,
+    /// A row kind on a coarse grid (rounding ties), and one with NaN, ±∞, ±MAX, a denormal and -0.
+    pub specials: bool,
+    /// A weight kind with some infinite weights.
+    pub infinite_weights: bool,
+    /// The groups the zero-group weight kind zeroes one in five of (16 or 32 values).
+    pub zero_group: usize,
+}
+
+/// [`random_rows_with`] without extras: finite values and weights, zeroed 16-value groups.
 pub(super) fn random_rows(rows: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    random_rows_with(rows, seed, Extras { huge: false, specials: false, infinite_weights: false, zero_group: 16 })
+}
+
+/// `rows` random rows and weights from `seed`: values at eight scales from 1e-40 to 1e6 as
+/// Gaussians, their magnitudes, zero half-blocks, constants and outliers (and the `extras`);
+/// weights equal, over 24 decades, 30% zero, zero groups (and the `extras`). The corpus the fast
+/// paths are checked against the reference on.
+pub(super) fn random_rows_with(rows: usize, seed: u64, extras: Extras) -> (Vec<f32>, Vec<f32>) {
+    const SPECIALS: [f32; 7] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, -f32::MAX, 1e-45, -0.0];
     let mut rng = kiln_core::rng::Rng::new(seed);
     let mut unit = move || (rng.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+    // Row kinds: 0 Gaussian, 1 magnitudes, 2 zero half-blocks, 3 constant, then the extras,
+    // last the outliers; weight kinds likewise.
+    let mut row_kinds = vec![0, 1, 2, 3];
+    if extras.huge {
+        row_kinds.push(4);
+    }
+    if extras.specials {
+        row_kinds.extend([5, 6]);
+    }
+    row_kinds.push(7);
+    let weight_kinds = if extras.infinite_weights { 6 } else { 5 };
     let (mut x, mut w) = (Vec::with_capacity(rows * N), Vec::with_capacity(rows * N));
     for r in 0..rows {
         let scale = [1e-30f32, 1e-8, 1e-3, 0.02, 1.0, 300.0, 1e6, 1e-40][r % 8];
+        let kind = row_kinds[(r / 8) % row_kinds.len()];
+        let weight_kind = (r / (8 * row_kinds.len())) % weight_kinds;
         for i in 0..N {
             let g = (0..4).map(|_| unit() - 0.5).sum::<f32>();
-            x.push(match (r / 8) % 5 {
+            x.push(match kind {
                 0 => g * scale,
                 1 => g.abs() * scale,
                 2 if i % 32 < 16 => 0.0,
                 3 => scale,
+                4 if i == 77 => 3e38,
+                5 => (g * 8.0).round() * scale,
+                6 if (i * 7 + r) % 13 == 0 => SPECIALS[(i + r) % SPECIALS.len()],
                 _ => g * scale * if i % 7 == 0 { 30.0 } else { 1.0 },
             });
-            w.push(match (r / 40) % 5 {
+            w.push(match weight_kind {
                 0 => 1.0,
                 1 => 10f32.powf(unit() * 24.0 - 12.0),
                 2 if unit() < 0.3 => 0.0,
-                3 if (i / 16) % 5 == 1 => 0.0,
+                3 if (i / extras.zero_group) % 5 == 1 => 0.0,
+                5 if (i * 5 + r) % 17 == 0 => f32::INFINITY,
                 _ => unit() * unit() + 1e-4,
             });
         }
