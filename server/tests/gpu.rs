@@ -223,9 +223,13 @@ fn weights_for_a_kernel_without_a_weighted_path_are_refused() {
     let x = selftest::corpus(1);
     let w = vec![1.0f32; 256];
     let err = g.submit(GgmlType::F32, GgmlType::Q8_0, bytemuck::cast_slice(&x), Some(&w)).unwrap_err();
-    assert_eq!(err.to_string(), "Q8_0: no GPU kernel for 256 importance weights");
+    assert_eq!(err.to_string(), "Q8_0: no GPU kernel for 256 importance weights here");
     let err = g.submit(GgmlType::F32, GgmlType::Q4_K, bytemuck::cast_slice(&x), Some(&w[..100])).unwrap_err();
-    assert_eq!(err.to_string(), "Q4_K: no GPU kernel for 100 importance weights");
+    assert_eq!(err.to_string(), "Q4_K: no GPU kernel for 100 importance weights here");
+    // Input that is not whole rows of the weights: 11 rows of 256 are not rows of 512.
+    let w = vec![1.0f32; 512];
+    let err = g.submit(GgmlType::F32, GgmlType::Q4_0, bytemuck::cast_slice(&x), Some(&w)).unwrap_err();
+    assert_eq!(err.to_string(), "Q4_0: no GPU kernel for 512 importance weights here");
 }
 
 /// The quantizer a server runs with `--device gpu`: a weighted chunk of a type with a weighted

@@ -120,10 +120,14 @@ impl Gpu {
         weights: Option<&[f32]>,
     ) -> Result<Pending, GpuError> {
         let kernel = self.kernels.get(&dst_ty).ok_or(GpuError::Unsupported(dst_ty.name()))?;
+        // Weights are one row's worth, whole blocks, and the input whole rows (the legacy
+        // formats' σ² is a whole row's).
+        let values = raw.len() / source(src_ty)?.1;
         if let Some(w) = weights
             && (!self.supports_weighted(dst_ty)
                 || w.is_empty()
-                || !w.len().is_multiple_of(dst_ty.block_elems() as usize))
+                || !w.len().is_multiple_of(dst_ty.block_elems() as usize)
+                || !values.is_multiple_of(w.len()))
         {
             return Err(GpuError::Weights { ty: dst_ty.name(), len: w.len() });
         }

@@ -104,9 +104,9 @@ pub enum GpuError {
     /// A source type the kernels do not read (F32, F16 and BF16 only).
     #[error("GPU kernels read F32, F16 or BF16, not {0}")]
     Source(&'static str),
-    /// Importance weights for a kernel without a weighted path, or weights that are not whole
-    /// blocks.
-    #[error("{ty}: no GPU kernel for {len} importance weights")]
+    /// Importance weights for a kernel without a weighted path, weights that are not whole
+    /// blocks, or input that is not whole rows of them.
+    #[error("{ty}: no GPU kernel for {len} importance weights here")]
     Weights {
         /// Target type.
         ty: &'static str,

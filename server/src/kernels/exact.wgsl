@@ -52,8 +52,10 @@ fn imp(i: u32) -> u32 {
 }
 
 // Importance values the weighted kernels take: finite, not subnormal, at most 2^40 (real
-// matrices stay far below; above it the searches' sums of weight × level² could leave the
-// finite range, where WGSL promises no IEEE infinities). Others send their block to the CPU.
+// matrices stay far below). With values of the usual magnitudes this keeps the searches' sums
+// of weight × level² finite, where WGSL promises no IEEE infinities; for extreme values too the
+// kernels rely, as the plain ones do, on the device's IEEE behaviour, which the self-test checks.
+// Others send their block to the CPU.
 fn weight_ok(u: u32) -> bool {
     return !is_awkward(u) && bitcast<f32>(u & 0x7FFFFFFFu) <= 1099511627776.0;
 }

@@ -201,8 +201,9 @@ fn k_search(sb: u32, j: u32, nmax: i32, rmin: f32, nstep: i32) {
     let l0 = sb * 256u + j * 32u;
     var r: vec2<f32>;
     if weighted() {
-        // (2·Σ) / 256 is exact for normal values; the multiply avoids the 2.5-ULP divide.
-        s_sw[sb * 8u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625, 32u);
+        // (2·Σ) / 256 is exact for normal values; the multiply avoids the 2.5-ULP divide. 2·Σ is
+        // opaque so that no compiler folds the two constants (2·Σ overflows where Σ·2^-7 does not).
+        s_sw[sb * 8u + j] = importance_weights(opaque(2.0 * super_sum_sq()) * 0.00390625, 32u);
         r = qkx2_lq(32u, nmax, -0.9, 0.05, 36, false, l0);
     } else {
         var s2 = 0.0;

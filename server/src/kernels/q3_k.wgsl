@@ -8,7 +8,7 @@ const BB: u32 = 110u;
 
 fn sub_search(sb: u32, j: u32) {
     if weighted() {
-        s_sw[sb * 16u + j] = importance_weights((2.0 * super_sum_sq()) * 0.00390625, 16u);
+        s_sw[sb * 16u + j] = importance_weights(opaque(2.0 * super_sum_sq()) * 0.00390625, 16u);
         s_sc[sb * 16u + j] = qx(4, sb * 256u + j * 16u);
     } else {
         s_sc[sb * 16u + j] = q3s(4, sb * 256u + j * 16u);

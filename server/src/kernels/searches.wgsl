@@ -83,7 +83,8 @@ fn wrap_i8(v: i32) -> i32 {
 fn importance_weights(sigma2: f32, n: u32) -> f32 {
     var sw = 0.0;
     for (var i = 0u; i < n; i = i + 1u) {
-        ws[i] = qs[i] * sqrt_k(sigma2 + opaque(xs[i] * xs[i]));
+        // Opaque: the product meets the sum below (and qkx2's sum of the weights).
+        ws[i] = opaque(qs[i] * sqrt_k(sigma2 + opaque(xs[i] * xs[i])));
         sw = sw + ws[i];
     }
     return sw;

@@ -222,6 +222,7 @@ fn redo_flagged(
         // σ² spans the row: the rows holding a flagged block are redone whole.
         let (row, row_blocks) = (w.len(), w.len() / block_elems);
         let mut rows: Vec<usize> = flagged.iter().map(|b| b / row_blocks).collect();
+        rows.sort_unstable();
         rows.dedup();
         let mut scratch = vec![0f32; row];
         for r in rows {
