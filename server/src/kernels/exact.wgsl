@@ -14,7 +14,7 @@ struct Params {
     // Where in its row this dispatch's first value sits.
     first: u32,
     // The chunk row of this dispatch's first value (for the rows' σ² after the importance
-    // vector: legacy_weighted.wgsl).
+    // vector: legacy.wgsl).
     row0: u32,
     pad1: u32,
     pad2: u32,

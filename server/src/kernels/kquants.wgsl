@@ -221,28 +221,40 @@ fn k_search(sb: u32, j: u32, nmax: i32, rmin: f32, nstep: i32) {
     s_off[sb * 8u + j] = r.y;
 }
 
+// The weighted super-block steps' scales (Q2_K, Q4_K, Q5_K): make_qp_quants over the n
+// sub-block scales from b, then over their mins, each weighted by the sub-blocks' weights; the
+// levels go to l_s and l_m. Returns the f16 bits of d and dmin.
+fn qp_scales_mins(b: u32, n: u32, nmax: i32, l_s: ptr<function, array<u32, 16>>, l_m: ptr<function, array<u32, 16>>) -> vec2<u32> {
+    for (var j = 0u; j < n; j = j + 1u) {
+        qp_x[j] = s_sc[b + j];
+        qp_w[j] = s_sw[b + j];
+    }
+    let d = f32_to_f16(bitcast<u32>(qp(n, nmax)));
+    for (var j = 0u; j < n; j = j + 1u) {
+        (*l_s)[j] = qp_l[j];
+        qp_x[j] = s_off[b + j];
+    }
+    let dmin = f32_to_f16(bitcast<u32>(qp(n, nmax)));
+    for (var j = 0u; j < n; j = j + 1u) {
+        (*l_m)[j] = qp_l[j];
+    }
+    return vec2<u32>(d, dmin);
+}
+
 // Q4_K and Q5_K's super-block step: 6-bit scales and mins, d, dmin (header bytes 0..16). With an
 // importance vector, make_qp_quants over the sub-blocks' scales and mins weighted by their
 // weights, the levels clamped to 63 where the format does (`clamp63`, Q5_K).
 fn k_super(sb: u32, clamp63: bool) {
     let b = sb * 8u;
-    var l_s: array<u32, 8>;
-    var l_m: array<u32, 8>;
+    var l_s: array<u32, 16>;
+    var l_m: array<u32, 16>;
     var d: u32;
     var dmin: u32;
     if weighted() {
+        let h = qp_scales_mins(b, 8u, 63, &l_s, &l_m);
+        d = h.x;
+        dmin = h.y;
         for (var j = 0u; j < 8u; j = j + 1u) {
-            qp_x[j] = s_sc[b + j];
-            qp_w[j] = s_sw[b + j];
-        }
-        d = f32_to_f16(bitcast<u32>(qp(8u, 63)));
-        for (var j = 0u; j < 8u; j = j + 1u) {
-            l_s[j] = qp_l[j];
-            qp_x[j] = s_off[b + j];
-        }
-        dmin = f32_to_f16(bitcast<u32>(qp(8u, 63)));
-        for (var j = 0u; j < 8u; j = j + 1u) {
-            l_m[j] = qp_l[j];
             if clamp63 {
                 l_s[j] = min(l_s[j], 63u);
                 l_m[j] = min(l_m[j], 63u);

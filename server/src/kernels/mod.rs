@@ -239,25 +239,25 @@ pub const FORMATS: [Format; 28] = [
     row::<q8_0::Q8_0>(pairs(include_str!("q8_0.wgsl"))),
     row::<q4_0::Q4_0>(pairs(concat!(
         include_str!("searches.wgsl"),
-        include_str!("legacy_weighted.wgsl"),
+        include_str!("legacy.wgsl"),
         include_str!("q4_0.wgsl")
     )))
     .gpu_weights(),
     row::<q4_1::Q4_1>(pairs(concat!(
         include_str!("searches.wgsl"),
-        include_str!("legacy_weighted.wgsl"),
+        include_str!("legacy.wgsl"),
         include_str!("q4_1.wgsl")
     )))
     .gpu_weights(),
     row::<q5_0::Q5_0>(pairs(concat!(
         include_str!("searches.wgsl"),
-        include_str!("legacy_weighted.wgsl"),
+        include_str!("legacy.wgsl"),
         include_str!("q5_0.wgsl")
     )))
     .gpu_weights(),
     row::<q5_1::Q5_1>(pairs(concat!(
         include_str!("searches.wgsl"),
-        include_str!("legacy_weighted.wgsl"),
+        include_str!("legacy.wgsl"),
         include_str!("q5_1.wgsl")
     )))
     .gpu_weights(),

@@ -39,19 +39,13 @@ fn super_step(sb: u32) {
     var d = 0u;
     var dmin = 0u;
     if weighted() {
-        for (var j = 0u; j < 16u; j = j + 1u) {
-            qp_x[j] = s_sc[b + j];
-            qp_w[j] = s_sw[b + j];
-        }
-        d = f32_to_f16(bitcast<u32>(qp(16u, 15)));
-        for (var j = 0u; j < 16u; j = j + 1u) {
-            sc[j] = qp_l[j];
-            qp_x[j] = s_off[b + j];
-        }
-        dmin = f32_to_f16(bitcast<u32>(qp(16u, 15)));
+        var l_m: array<u32, 16>;
+        let h = qp_scales_mins(b, 16u, 15, &sc, &l_m);
+        d = h.x;
+        dmin = h.y;
         for (var j = 0u; j < 16u; j = j + 1u) {
             // uint8_t = Ls | Lm << 4: a wrapped level keeps only its low byte.
-            sc[j] = (sc[j] | (qp_l[j] << 4u)) & 0xFFu;
+            sc[j] = (sc[j] | (l_m[j] << 4u)) & 0xFFu;
         }
     }
     if !weighted() && max_s > 0.0 {
