@@ -26,7 +26,7 @@ fn symmetric_block(block: u32, nmax: i32) -> f32 {
 // Q4_1 and Q5_1 (nmax 15, 31): d = (max - min) / nmax, stored with min, and
 // q = trunc((x - min)·id + 0.5), clamped to nmax where the reference clamps (Q4_1), or the
 // weighted search. Returns (d, min).
-fn affine_block(block: u32, nmax: i32, clamp: bool) -> vec2<f32> {
+fn affine_block(block: u32, nmax: i32, clamped: bool) -> vec2<f32> {
     if weighted() {
         return weighted_affine(block, nmax);
     }
@@ -36,7 +36,7 @@ fn affine_block(block: u32, nmax: i32, clamp: bool) -> vec2<f32> {
     oops = needs_cpu(s) || !sc.ok;
     for (var j = 0u; j < 32u; j = j + 1u) {
         let q = u32(trunc(opaque((bitcast<f32>(val(x0 + j)) - s.mn) * sc.id) + 0.5));
-        lbest[j] = select(q & 0xFFu, min(q, u32(nmax)), clamp);
+        lbest[j] = select(q & 0xFFu, min(q, u32(nmax)), clamped);
     }
     return vec2<f32>(sc.d, s.mn);
 }
@@ -66,7 +66,8 @@ fn weighted_load(block: u32) {
     importance_weights(sigma2, 32u);
 }
 
-// Q4_0 and Q5_0: make_qx_quants(32, nmax, x, L, 1, weights); levels 0..2·nmax to lbest. Returns d.
+// Q4_0 and Q5_0: make_qx_quants(32, nmax, x, L, 1, weights); levels (0 to 2·nmax - 1) to
+// lbest. Returns d.
 fn weighted_symmetric(block: u32, nmax: i32) -> f32 {
     weighted_load(block);
     let f = qx_fit(nmax, 32u);
